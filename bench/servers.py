@@ -1,0 +1,106 @@
+"""Start, watch and stop the servers under test: roleport, moto's server and the ceiling."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    name: str
+    command: list[str]
+    health_path: str
+    port: int
+    workdir: Path
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+    extra_cleanup: list[Path] = field(default_factory=list)
+
+    def start(self, timeout: float = 60.0) -> Server:
+        self.log_path = self.workdir / f"{self.name}-{self.port}.log"
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                self.command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            )
+        deadline = time.monotonic() + timeout
+        url = f"http://127.0.0.1:{self.port}{self.health_path}"
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.process.returncode}: {self.log_tail()}")
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if response.status == 200:
+                        return self
+            except (OSError, urllib.error.HTTPError):
+                time.sleep(0.05)
+        raise RuntimeError(f"{self.name} did not answer {url} within {timeout:.0f} s: {self.log_tail()}")
+
+    def cpu_seconds(self) -> float:
+        """User plus system CPU time of the server process, all its threads included."""
+        assert self.process is not None
+        with open(f"/proc/{self.process.pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICKS
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def log_tail(self, lines: int = 20) -> str:
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is not None and process.poll() is None:
+            for sig, wait in ((signal.SIGINT, 10), (signal.SIGTERM, 5), (signal.SIGKILL, 5)):
+                try:
+                    os.killpg(process.pid, sig)
+                except ProcessLookupError:
+                    break
+                try:
+                    process.wait(timeout=wait)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+        for path in self.extra_cleanup:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def roleport(workdir: Path) -> Server:
+    port = free_port()
+    data_dir = Path(tempfile.mkdtemp(prefix="roleport-data-", dir=workdir))
+    command = [sys.executable, str(BENCH / "roleport_launcher.py"), "--port", str(port), "--data-dir", str(data_dir)]
+    command += ["--root-access-key", "test", "--root-secret-key", "test"]
+    return Server("roleport", command, "/_roleport/health", port, workdir, extra_cleanup=[data_dir])
+
+
+def moto(workdir: Path) -> Server:
+    port = free_port()
+    command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    return Server("moto", command, "/moto-api/data.json", port, workdir)
+
+
+def ceiling(workdir: Path) -> Server:
+    port = free_port()
+    return Server("ceiling", [sys.executable, str(BENCH / "ceiling_app.py"), str(port)], "/", port, workdir)

@@ -1,0 +1,90 @@
+"""Settings for one roleport server, from flags and environment variables."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from roleport import ids
+
+DEFAULT_PORT = 7665
+DEFAULT_ACCOUNT_ID = "123456789012"
+DEFAULT_REGION = "us-east-1"
+CREDENTIALS_FILE = "root-credentials.json"
+
+
+@dataclass(frozen=True, slots=True)
+class Quotas:
+    """IAM quotas (IAM User Guide, "IAM and AWS STS quotas"); the adjustable ones can be changed per server."""
+
+    roles_per_account: int = 1000
+    instance_profiles_per_account: int = 1000
+    managed_policies_per_role: int = 10
+    customer_managed_policies_per_account: int = 1500
+    tags_per_resource: int = 50
+    policy_versions: int = 5
+
+
+# Only the quotas AWS lets an account raise; the others (tags per resource, policy versions) are fixed in AWS too.
+ADJUSTABLE_QUOTAS = (
+    "roles_per_account",
+    "instance_profiles_per_account",
+    "managed_policies_per_role",
+    "customer_managed_policies_per_account",
+)
+QUOTA_NAMES = tuple(name.replace("_", "-") for name in ADJUSTABLE_QUOTAS)
+
+
+def parse_quotas(items: tuple[str, ...] | list[str]) -> Quotas:
+    """`NAME=VALUE` pairs, e.g. `instance-profiles-per-account=20000`, over AWS's defaults."""
+    values: dict[str, int] = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        key = name.strip().replace("-", "_")
+        if key not in ADJUSTABLE_QUOTAS or not value.strip().isdigit() or int(value) < 1:
+            raise ValueError(f"unknown quota or bad value: {item!r} (quotas: {', '.join(QUOTA_NAMES)})")
+        values[key] = int(value)
+    return Quotas(**values)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    data_dir: Path = Path(".roleport")
+    database_url: str | None = None
+    account_id: str = DEFAULT_ACCOUNT_ID
+    region: str = DEFAULT_REGION
+    root_access_key: str = ""
+    root_secret_key: str = ""
+    quotas: Quotas = field(default_factory=Quotas)
+
+    @property
+    def store_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'roleport.db').resolve()}"
+
+    @property
+    def endpoint_url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        return f"http://{host}:{self.port}"
+
+
+def load_root_credentials(data_dir: Path, access_key: str | None, secret_key: str | None) -> tuple[str, str]:
+    """Flags win; otherwise the pair kept in the data dir, made on first start and readable only by its owner."""
+    if access_key and secret_key:
+        return access_key, secret_key
+    path = data_dir / CREDENTIALS_FILE
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        pair = {"AccessKeyId": ids.access_key_id(), "SecretAccessKey": ids.secret_access_key()}
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass  # another server on the same data dir made it first; use theirs
+        else:
+            with os.fdopen(descriptor, "w") as handle:
+                json.dump(pair, handle)
+    saved = json.loads(path.read_text())
+    return str(saved["AccessKeyId"]), str(saved["SecretAccessKey"])

@@ -1,0 +1,36 @@
+"""What an operation handler knows about the call it serves: who, when, where, and its transaction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection
+
+from roleport.config import Settings
+
+Params = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The identity a request was signed by."""
+
+    kind: str  # "root", "user" or "assumed-role"
+    arn: str
+    user_id: str
+    account_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Ctx:
+    request_id: str
+    now: datetime
+    settings: Settings
+    principal: Principal
+    tx: Connection
+
+    @property
+    def account_id(self) -> str:
+        return self.principal.account_id

@@ -1,0 +1,94 @@
+"""Lookups and tag handling shared by the IAM resource modules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, Row, Table, delete, func, select
+
+from roleport.errors import AwsError
+from roleport.store import db, schema
+
+DEFAULT_MAX_ITEMS = 100
+
+
+def find_role(tx: Connection, account_id: str, name: str) -> Row[Any]:
+    roles = schema.roles
+    row = tx.execute(select(roles).where(roles.c.account_id == account_id, roles.c.name_key == name.lower())).first()
+    if row is None:
+        raise AwsError("NoSuchEntity", f"The role with name {name} cannot be found.")
+    return row
+
+
+def find_profile(tx: Connection, account_id: str, name: str) -> Row[Any]:
+    profiles = schema.instance_profiles
+    row = tx.execute(
+        select(profiles).where(profiles.c.account_id == account_id, profiles.c.name_key == name.lower())
+    ).first()
+    if row is None:
+        raise AwsError("NoSuchEntity", f"Instance Profile {name} cannot be found.")
+    return row
+
+
+def path_filter(column: Any, prefix: str | None) -> Any:
+    return column.startswith(prefix, autoescape=True) if prefix and prefix != "/" else None
+
+
+def page_params(p: dict[str, Any]) -> tuple[str | None, int]:
+    return p.get("Marker"), int(p.get("MaxItems", DEFAULT_MAX_ITEMS))
+
+
+def paged(rows_and_marker: tuple[list[Any], str | None], key: str, items: list[Any]) -> dict[str, Any]:
+    """IAM's list envelope: IsTruncated always, Marker only when there is more."""
+    _, marker = rows_and_marker
+    result: dict[str, Any] = {key: items, "IsTruncated": marker is not None}
+    if marker is not None:
+        result["Marker"] = marker
+    return result
+
+
+def check_tags(tags: list[dict[str, str]]) -> None:
+    keys = [tag["Key"].lower() for tag in tags]
+    if len(set(keys)) != len(keys):
+        raise AwsError("InvalidInput", "Duplicate tag keys found. Please note that Tag keys are case insensitive.")
+    for key in keys:
+        if key.startswith("aws:"):
+            raise AwsError("InvalidInput", "User-defined tag keys can't start with 'aws:'.")
+
+
+def put_tags(
+    tx: Connection, table: Table, owner_id: str, tags: list[dict[str, str]], quota_name: str, quota: int
+) -> None:
+    """Add or overwrite tags (a key that differs only in case replaces the old one), within the per-resource quota."""
+    check_tags(tags)
+    lowered = [tag["Key"].lower() for tag in tags]
+    tx.execute(delete(table).where(table.c.owner_id == owner_id, table.c.key_lower.in_(lowered)))
+    if tags:
+        tx.execute(
+            table.insert(),
+            [
+                {"owner_id": owner_id, "key_lower": k, "key": t["Key"], "value": t["Value"]}
+                for k, t in zip(lowered, tags, strict=True)
+            ],
+        )
+    count = tx.execute(select(func.count()).select_from(table).where(table.c.owner_id == owner_id)).scalar_one()
+    if count > quota:
+        raise AwsError("LimitExceeded", f"Cannot exceed quota for {quota_name}: {quota}.")
+
+
+def remove_tags(tx: Connection, table: Table, owner_id: str, keys: list[str]) -> None:
+    lowered = [key.lower() for key in keys]
+    if lowered:
+        tx.execute(delete(table).where(table.c.owner_id == owner_id, table.c.key_lower.in_(lowered)))
+
+
+def tags_of(tx: Connection, table: Table, owner_id: str) -> list[dict[str, str]]:
+    rows = tx.execute(select(table.c.key, table.c.value).where(table.c.owner_id == owner_id).order_by(table.c.key))
+    return [{"Key": row.key, "Value": row.value} for row in rows]
+
+
+def list_tags(tx: Connection, table: Table, owner_id: str, p: dict[str, Any]) -> dict[str, Any]:
+    marker, limit = page_params(p)
+    query = select(table.c.key, table.c.value).where(table.c.owner_id == owner_id)
+    page = db.page(tx, query, [table.c.key], marker, limit)
+    return paged(page, "Tags", [{"Key": row.key, "Value": row.value} for row in page[0]])

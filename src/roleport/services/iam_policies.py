@@ -1,0 +1,284 @@
+"""Managed policies: customer managed ones and their versions, and AWS's catalogue under arn:aws:iam::aws:policy/."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from importlib import resources
+from typing import Any
+
+import regex
+from sqlalchemy import Connection, Row, delete, exists, func, select, update
+
+from roleport import ids
+from roleport.auth import policy_document
+from roleport.context import Ctx, Params
+from roleport.errors import AwsError
+from roleport.services import iam_common
+from roleport.services.registry import operation
+from roleport.store import db, schema
+
+policies = schema.policies
+versions = schema.policy_versions
+attachments = schema.role_policy_attachments
+
+AWS_ACCOUNT = "aws"
+_POLICY_ARN = regex.compile(r"arn:aws:iam::(aws|\d{12}):policy(/[\x21-\x7e]*)?/[\w+=,.@-]+")
+
+
+def find_policy(ctx: Ctx, arn: str) -> Row[Any]:
+    if not _POLICY_ARN.fullmatch(arn):
+        raise AwsError("InvalidInput", f"ARN {arn} is not valid.")
+    row = ctx.tx.execute(select(policies).where(policies.c.arn == arn)).first()
+    visible = row is not None and row.account_id in (AWS_ACCOUNT, ctx.account_id)
+    if row is None or not visible:
+        raise AwsError("NoSuchEntity", f"Policy {arn} does not exist or is not attachable.")
+    return row
+
+
+def _customer_policy(ctx: Ctx, arn: str) -> Row[Any]:
+    row = find_policy(ctx, arn)
+    if row.account_id == AWS_ACCOUNT:
+        raise AwsError("UnmodifiableEntity", f"Policy {arn} is an AWS managed policy and cannot be changed.")
+    return row
+
+
+def policy_out(tx: Connection, row: Row[Any], *, tags: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    attached = tx.execute(select(func.count()).select_from(attachments).where(attachments.c.policy_id == row.id))
+    out: dict[str, Any] = {
+        "PolicyName": row.name,
+        "PolicyId": row.id,
+        "Arn": row.arn,
+        "Path": row.path,
+        "DefaultVersionId": row.default_version_id,
+        "AttachmentCount": attached.scalar_one(),
+        "PermissionsBoundaryUsageCount": 0,
+        "IsAttachable": row.is_attachable,
+        "Description": row.description,
+        "CreateDate": row.create_date,
+        "UpdateDate": row.update_date,
+    }
+    if tags:
+        out["Tags"] = tags
+    return out
+
+
+def _version_out(row: Row[Any], default_version_id: str, *, document: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "VersionId": row.version_id,
+        "IsDefaultVersion": row.version_id == default_version_id,
+        "CreateDate": row.create_date,
+    }
+    if document:
+        out["Document"] = row.document
+    return out
+
+
+@operation("iam", "CreatePolicy")
+def create_policy(ctx: Ctx, p: Params) -> dict[str, Any]:
+    policy_document.parse(p["PolicyDocument"])
+    quota = ctx.settings.quotas.customer_managed_policies_per_account
+    count = ctx.tx.execute(select(func.count()).select_from(policies).where(policies.c.account_id == ctx.account_id))
+    if count.scalar_one() >= quota:
+        raise AwsError("LimitExceeded", f"Cannot exceed quota for PoliciesPerAccount: {quota}.")
+    name, path = p["PolicyName"], p.get("Path", "/")
+    policy_id = ids.unique_id(ids.POLICY_PREFIX)
+    statement = policies.insert().values(
+        id=policy_id,
+        account_id=ctx.account_id,
+        arn=ids.iam_arn(ctx.account_id, "policy", path, name),
+        name=name,
+        name_key=name.lower(),
+        path=path,
+        description=p.get("Description"),
+        create_date=ctx.now,
+        update_date=ctx.now,
+        default_version_id="v1",
+        next_version=2,
+        is_attachable=True,
+    )
+    duplicate = AwsError(
+        "EntityAlreadyExists", f"A policy called {name} already exists. Duplicate names are not allowed."
+    )
+    db.insert_unique(ctx.tx, statement, duplicate)
+    ctx.tx.execute(
+        versions.insert().values(
+            policy_id=policy_id, version_id="v1", version_number=1, document=p["PolicyDocument"], create_date=ctx.now
+        )
+    )
+    quota_tags = ctx.settings.quotas.tags_per_resource
+    iam_common.put_tags(ctx.tx, schema.policy_tags, policy_id, p.get("Tags", []), "TagsPerPolicy", quota_tags)
+    row = ctx.tx.execute(select(policies).where(policies.c.id == policy_id)).one()
+    return {"Policy": policy_out(ctx.tx, row, tags=iam_common.tags_of(ctx.tx, schema.policy_tags, policy_id))}
+
+
+@operation("iam", "GetPolicy")
+def get_policy(ctx: Ctx, p: Params) -> dict[str, Any]:
+    row = find_policy(ctx, p["PolicyArn"])
+    return {"Policy": policy_out(ctx.tx, row, tags=iam_common.tags_of(ctx.tx, schema.policy_tags, row.id))}
+
+
+@operation("iam", "ListPolicies")
+def list_policies(ctx: Ctx, p: Params) -> dict[str, Any]:
+    scope = p.get("Scope", "All")
+    owners = {"All": [AWS_ACCOUNT, ctx.account_id], "AWS": [AWS_ACCOUNT], "Local": [ctx.account_id]}[scope]
+    query = select(policies).where(policies.c.account_id.in_(owners))
+    prefix = iam_common.path_filter(policies.c.path, p.get("PathPrefix"))
+    if prefix is not None:
+        query = query.where(prefix)
+    if p.get("OnlyAttached"):
+        query = query.where(exists().where(attachments.c.policy_id == policies.c.id))
+    if p.get("PolicyUsageFilter") == "PermissionsBoundary":
+        boundaries = select(schema.roles.c.permissions_boundary).where(schema.roles.c.account_id == ctx.account_id)
+        query = query.where(policies.c.arn.in_(boundaries))
+    marker, limit = iam_common.page_params(p)
+    page = db.page(ctx.tx, query, [policies.c.name_key, policies.c.arn], marker, limit)
+    return iam_common.paged(page, "Policies", [policy_out(ctx.tx, row) for row in page[0]])
+
+
+@operation("iam", "DeletePolicy")
+def delete_policy(ctx: Ctx, p: Params) -> dict[str, Any]:
+    row = _customer_policy(ctx, p["PolicyArn"])
+    if ctx.tx.execute(select(exists().where(attachments.c.policy_id == row.id))).scalar():
+        raise AwsError("DeleteConflict", "Cannot delete a policy attached to entities.")
+    others = ctx.tx.execute(
+        select(func.count()).select_from(versions).where(versions.c.policy_id == row.id)
+    ).scalar_one()
+    if others > 1:
+        raise AwsError(
+            "DeleteConflict",
+            "This policy has more than one version. Before you delete a policy, you must delete the policy's "
+            "versions. The default version is deleted with the policy.",
+        )
+    ctx.tx.execute(delete(policies).where(policies.c.id == row.id))
+    return {}
+
+
+@operation("iam", "GetPolicyVersion")
+def get_policy_version(ctx: Ctx, p: Params) -> dict[str, Any]:
+    row = find_policy(ctx, p["PolicyArn"])
+    version = ctx.tx.execute(
+        select(versions).where(versions.c.policy_id == row.id, versions.c.version_id == p["VersionId"])
+    ).first()
+    if version is None:
+        raise AwsError(
+            "NoSuchEntity", f"Policy {row.arn} version {p['VersionId']} does not exist or is not attachable."
+        )
+    return {"PolicyVersion": _version_out(version, row.default_version_id, document=True)}
+
+
+@operation("iam", "CreatePolicyVersion")
+def create_policy_version(ctx: Ctx, p: Params) -> dict[str, Any]:
+    row = _customer_policy(ctx, p["PolicyArn"])
+    policy_document.parse(p["PolicyDocument"])
+    quota = ctx.settings.quotas.policy_versions
+    count = ctx.tx.execute(select(func.count()).select_from(versions).where(versions.c.policy_id == row.id))
+    if count.scalar_one() >= quota:
+        raise AwsError(
+            "LimitExceeded",
+            f"A managed policy can have up to {quota} versions. Before you create a new version, you must delete "
+            "an existing version.",
+        )
+    number = row.next_version
+    version_id = f"v{number}"
+    ctx.tx.execute(
+        versions.insert().values(
+            policy_id=row.id,
+            version_id=version_id,
+            version_number=number,
+            document=p["PolicyDocument"],
+            create_date=ctx.now,
+        )
+    )
+    changes: dict[str, Any] = {"next_version": number + 1, "update_date": ctx.now}
+    if p.get("SetAsDefault"):
+        changes["default_version_id"] = version_id
+    ctx.tx.execute(update(policies).where(policies.c.id == row.id).values(changes))
+    default = changes.get("default_version_id", row.default_version_id)
+    version = ctx.tx.execute(
+        select(versions).where(versions.c.policy_id == row.id, versions.c.version_number == number)
+    ).one()
+    return {"PolicyVersion": _version_out(version, default, document=False)}
+
+
+@operation("iam", "ListPolicyVersions")
+def list_policy_versions(ctx: Ctx, p: Params) -> dict[str, Any]:
+    row = find_policy(ctx, p["PolicyArn"])
+    # At most five versions exist (the versions quota), so one page always holds them all; newest first, as IAM lists.
+    query = select(versions).where(versions.c.policy_id == row.id).order_by(versions.c.version_number.desc())
+    rows = ctx.tx.execute(query)
+    return {
+        "Versions": [_version_out(version, row.default_version_id, document=False) for version in rows],
+        "IsTruncated": False,
+    }
+
+
+@operation("iam", "DeletePolicyVersion")
+def delete_policy_version(ctx: Ctx, p: Params) -> dict[str, Any]:
+    row = _customer_policy(ctx, p["PolicyArn"])
+    if p["VersionId"] == row.default_version_id:
+        raise AwsError("DeleteConflict", "Cannot delete the default version of a policy.")
+    removed = ctx.tx.execute(
+        delete(versions).where(versions.c.policy_id == row.id, versions.c.version_id == p["VersionId"])
+    )
+    if removed.rowcount == 0:
+        raise AwsError(
+            "NoSuchEntity", f"Policy {row.arn} version {p['VersionId']} does not exist or is not attachable."
+        )
+    return {}
+
+
+@operation("iam", "SetDefaultPolicyVersion")
+def set_default_policy_version(ctx: Ctx, p: Params) -> dict[str, Any]:
+    row = _customer_policy(ctx, p["PolicyArn"])
+    found = ctx.tx.execute(
+        select(versions.c.version_id).where(versions.c.policy_id == row.id, versions.c.version_id == p["VersionId"])
+    ).first()
+    if found is None:
+        raise AwsError(
+            "NoSuchEntity", f"Policy {row.arn} version {p['VersionId']} does not exist or is not attachable."
+        )
+    ctx.tx.execute(
+        update(policies).where(policies.c.id == row.id).values(default_version_id=p["VersionId"], update_date=ctx.now)
+    )
+    return {}
+
+
+def seed_aws_managed_policies(tx: Connection) -> int:
+    """Load AWS's managed policies shipped with roleport into the store; those already there are left alone."""
+    catalogue = json.loads(resources.files("roleport.data").joinpath("aws_managed_policies.json").read_text())
+    known = set(tx.execute(select(policies.c.arn).where(policies.c.account_id == AWS_ACCOUNT)).scalars())
+    added = 0
+    for entry in catalogue:
+        if entry["Arn"] in known:
+            continue
+        number = int(entry["DefaultVersionId"].lstrip("v"))
+        created = datetime.fromisoformat(entry["CreateDate"].replace("Z", "+00:00"))
+        updated = datetime.fromisoformat(entry["UpdateDate"].replace("Z", "+00:00"))
+        tx.execute(
+            policies.insert().values(
+                id=entry["PolicyId"],
+                account_id=AWS_ACCOUNT,
+                arn=entry["Arn"],
+                name=entry["PolicyName"],
+                name_key=entry["PolicyName"].lower(),
+                path=entry["Path"],
+                description=entry.get("Description"),
+                create_date=created,
+                update_date=updated,
+                default_version_id=entry["DefaultVersionId"],
+                next_version=number + 1,
+                is_attachable=True,
+            )
+        )
+        tx.execute(
+            versions.insert().values(
+                policy_id=entry["PolicyId"],
+                version_id=entry["DefaultVersionId"],
+                version_number=number,
+                document=json.dumps(entry["Document"], indent=4),
+                create_date=updated,
+            )
+        )
+        added += 1
+    return added

@@ -1,0 +1,164 @@
+"""IAM instance profiles: create, read, list, the one role they hold, tags, delete."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from sqlalchemy import Row, delete, func, select
+
+from roleport import ids
+from roleport.context import Ctx, Params
+from roleport.errors import AwsError
+from roleport.services import iam_common
+from roleport.services.iam_common import find_profile, find_role
+from roleport.services.iam_roles import role_out
+from roleport.services.registry import operation
+from roleport.store import db, schema
+
+profiles = schema.instance_profiles
+profile_roles = schema.profile_roles
+
+# AddRoleToInstanceProfile reference: an instance profile can contain only one role, and the quota is not adjustable.
+FULL_PROFILE = "Cannot exceed quota for InstanceSessionsPerInstanceProfile: 1"
+
+
+def profile_out(row: Row[Any], roles: list[Row[Any]], tags: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    """An InstanceProfile as IAM sends it; list views pass no tags (ListInstanceProfiles omits them)."""
+    out: dict[str, Any] = {
+        "Path": row.path,
+        "InstanceProfileName": row.name,
+        "InstanceProfileId": row.id,
+        "Arn": ids.iam_arn(row.account_id, "instance-profile", row.path, row.name),
+        "CreateDate": row.create_date,
+        "Roles": [role_out(role) for role in roles],
+    }
+    if tags:
+        out["Tags"] = tags
+    return out
+
+
+def _roles_by_profile(ctx: Ctx, profile_ids: list[str]) -> dict[str, list[Row[Any]]]:
+    """The roles of a page of profiles in one query, not one per profile."""
+    found: dict[str, list[Row[Any]]] = defaultdict(list)
+    if profile_ids:
+        query = (
+            select(profile_roles.c.profile_id, schema.roles)
+            .join(schema.roles, schema.roles.c.id == profile_roles.c.role_id)
+            .where(profile_roles.c.profile_id.in_(profile_ids))
+        )
+        for row in ctx.tx.execute(query):
+            found[row.profile_id].append(row)
+    return found
+
+
+def _profiles_page(ctx: Ctx, query: Any, p: Params) -> dict[str, Any]:
+    marker, limit = iam_common.page_params(p)
+    page = db.page(ctx.tx, query, [profiles.c.name_key], marker, limit)
+    roles = _roles_by_profile(ctx, [row.id for row in page[0]])
+    return iam_common.paged(page, "InstanceProfiles", [profile_out(row, roles[row.id]) for row in page[0]])
+
+
+@operation("iam", "CreateInstanceProfile")
+def create_instance_profile(ctx: Ctx, p: Params) -> dict[str, Any]:
+    quota = ctx.settings.quotas.instance_profiles_per_account
+    count = ctx.tx.execute(select(func.count()).select_from(profiles).where(profiles.c.account_id == ctx.account_id))
+    if count.scalar_one() >= quota:
+        raise AwsError("LimitExceeded", f"Cannot exceed quota for InstanceProfilesPerAccount: {quota}.")
+    name = p["InstanceProfileName"]
+    profile_id = ids.unique_id(ids.INSTANCE_PROFILE_PREFIX)
+    statement = profiles.insert().values(
+        id=profile_id,
+        account_id=ctx.account_id,
+        name=name,
+        name_key=name.lower(),
+        path=p.get("Path", "/"),
+        create_date=ctx.now,
+    )
+    db.insert_unique(ctx.tx, statement, AwsError("EntityAlreadyExists", f"Instance Profile {name} already exists."))
+    quota_tags = ctx.settings.quotas.tags_per_resource
+    iam_common.put_tags(
+        ctx.tx, schema.profile_tags, profile_id, p.get("Tags", []), "TagsPerInstanceProfile", quota_tags
+    )
+    row = find_profile(ctx.tx, ctx.account_id, name)
+    return {"InstanceProfile": profile_out(row, [], iam_common.tags_of(ctx.tx, schema.profile_tags, profile_id))}
+
+
+@operation("iam", "GetInstanceProfile")
+def get_instance_profile(ctx: Ctx, p: Params) -> dict[str, Any]:
+    row = find_profile(ctx.tx, ctx.account_id, p["InstanceProfileName"])
+    roles = _roles_by_profile(ctx, [row.id])[row.id]
+    return {"InstanceProfile": profile_out(row, roles, iam_common.tags_of(ctx.tx, schema.profile_tags, row.id))}
+
+
+@operation("iam", "ListInstanceProfiles")
+def list_instance_profiles(ctx: Ctx, p: Params) -> dict[str, Any]:
+    query = select(profiles).where(profiles.c.account_id == ctx.account_id)
+    prefix = iam_common.path_filter(profiles.c.path, p.get("PathPrefix"))
+    if prefix is not None:
+        query = query.where(prefix)
+    return _profiles_page(ctx, query, p)
+
+
+@operation("iam", "ListInstanceProfilesForRole")
+def list_instance_profiles_for_role(ctx: Ctx, p: Params) -> dict[str, Any]:
+    role = find_role(ctx.tx, ctx.account_id, p["RoleName"])
+    query = (
+        select(profiles)
+        .join(profile_roles, profile_roles.c.profile_id == profiles.c.id)
+        .where(profile_roles.c.role_id == role.id)
+    )
+    return _profiles_page(ctx, query, p)
+
+
+@operation("iam", "AddRoleToInstanceProfile")
+def add_role_to_instance_profile(ctx: Ctx, p: Params) -> dict[str, Any]:
+    profile = find_profile(ctx.tx, ctx.account_id, p["InstanceProfileName"])
+    role = find_role(ctx.tx, ctx.account_id, p["RoleName"])
+    # The primary key on profile_id makes the database refuse a second role, whichever writer comes second.
+    statement = profile_roles.insert().values(profile_id=profile.id, role_id=role.id)
+    db.insert_unique(ctx.tx, statement, AwsError("LimitExceeded", FULL_PROFILE))
+    return {}
+
+
+@operation("iam", "RemoveRoleFromInstanceProfile")
+def remove_role_from_instance_profile(ctx: Ctx, p: Params) -> dict[str, Any]:
+    profile = find_profile(ctx.tx, ctx.account_id, p["InstanceProfileName"])
+    role = find_role(ctx.tx, ctx.account_id, p["RoleName"])
+    removed = ctx.tx.execute(
+        delete(profile_roles).where(profile_roles.c.profile_id == profile.id, profile_roles.c.role_id == role.id)
+    )
+    if removed.rowcount == 0:
+        raise AwsError("NoSuchEntity", f"The role with name {role.name} cannot be found.")
+    return {}
+
+
+@operation("iam", "DeleteInstanceProfile")
+def delete_instance_profile(ctx: Ctx, p: Params) -> dict[str, Any]:
+    profile = find_profile(ctx.tx, ctx.account_id, p["InstanceProfileName"])
+    holds_role = ctx.tx.execute(select(profile_roles.c.role_id).where(profile_roles.c.profile_id == profile.id)).first()
+    if holds_role is not None:
+        raise AwsError("DeleteConflict", "Cannot delete entity, must remove roles from instance profile first.")
+    ctx.tx.execute(delete(profiles).where(profiles.c.id == profile.id))
+    return {}
+
+
+@operation("iam", "TagInstanceProfile")
+def tag_instance_profile(ctx: Ctx, p: Params) -> dict[str, Any]:
+    profile = find_profile(ctx.tx, ctx.account_id, p["InstanceProfileName"])
+    quota = ctx.settings.quotas.tags_per_resource
+    iam_common.put_tags(ctx.tx, schema.profile_tags, profile.id, p["Tags"], "TagsPerInstanceProfile", quota)
+    return {}
+
+
+@operation("iam", "UntagInstanceProfile")
+def untag_instance_profile(ctx: Ctx, p: Params) -> dict[str, Any]:
+    profile = find_profile(ctx.tx, ctx.account_id, p["InstanceProfileName"])
+    iam_common.remove_tags(ctx.tx, schema.profile_tags, profile.id, p["TagKeys"])
+    return {}
+
+
+@operation("iam", "ListInstanceProfileTags")
+def list_instance_profile_tags(ctx: Ctx, p: Params) -> dict[str, Any]:
+    profile = find_profile(ctx.tx, ctx.account_id, p["InstanceProfileName"])
+    return iam_common.list_tags(ctx.tx, schema.profile_tags, profile.id, p)

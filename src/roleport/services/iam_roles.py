@@ -1,0 +1,174 @@
+"""IAM roles: create, read, list, update, delete, trust policy and tags."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Row, delete, exists, func, select, update
+
+from roleport import ids
+from roleport.auth import policy_document
+from roleport.context import Ctx, Params
+from roleport.errors import AwsError
+from roleport.services import iam_common
+from roleport.services.iam_common import find_role
+from roleport.services.registry import operation
+from roleport.store import db, schema
+
+roles = schema.roles
+
+
+def role_out(row: Row[Any], *, tags: list[dict[str, str]] | None = None, full: bool = False) -> dict[str, Any]:
+    """A Role as IAM sends it. List views omit Tags, PermissionsBoundary and RoleLastUsed (ListRoles reference);
+    GetRole (full=True) carries them all."""
+    out: dict[str, Any] = {
+        "Path": row.path,
+        "RoleName": row.name,
+        "RoleId": row.id,
+        "Arn": ids.iam_arn(row.account_id, "role", row.path, row.name),
+        "CreateDate": row.create_date,
+        "AssumeRolePolicyDocument": row.trust_policy,
+        "Description": row.description,
+        "MaxSessionDuration": row.max_session_duration,
+    }
+    if full:
+        out.update(_boundary(row))
+    if tags:
+        out["Tags"] = tags
+    if full:
+        out["RoleLastUsed"] = {}
+    return out
+
+
+def _boundary(row: Row[Any]) -> dict[str, Any]:
+    if not row.permissions_boundary:
+        return {}
+    return {
+        "PermissionsBoundary": {
+            "PermissionsBoundaryType": "PermissionsBoundaryPolicy",
+            "PermissionsBoundaryArn": row.permissions_boundary,
+        }
+    }
+
+
+def _check_boundary(ctx: Ctx, arn: str | None) -> None:
+    if arn is None:
+        return
+    found = ctx.tx.execute(select(schema.policies.c.id).where(schema.policies.c.arn == arn)).first()
+    if found is None:
+        raise AwsError("NoSuchEntity", f"Scope ARN: {arn} does not exist or is not attachable.")
+
+
+@operation("iam", "CreateRole")
+def create_role(ctx: Ctx, p: Params) -> dict[str, Any]:
+    policy_document.parse(p["AssumeRolePolicyDocument"], trust=True)
+    _check_boundary(ctx, p.get("PermissionsBoundary"))
+    quota = ctx.settings.quotas.roles_per_account
+    count = ctx.tx.execute(select(func.count()).select_from(roles).where(roles.c.account_id == ctx.account_id))
+    if count.scalar_one() >= quota:
+        raise AwsError("LimitExceeded", f"Cannot exceed quota for RolesPerAccount: {quota}.")
+    name = p["RoleName"]
+    values = {
+        "id": ids.unique_id(ids.ROLE_PREFIX),
+        "account_id": ctx.account_id,
+        "name": name,
+        "name_key": name.lower(),
+        "path": p.get("Path", "/"),
+        "create_date": ctx.now,
+        "trust_policy": p["AssumeRolePolicyDocument"],
+        "description": p.get("Description"),
+        "max_session_duration": p.get("MaxSessionDuration", 3600),
+        "permissions_boundary": p.get("PermissionsBoundary"),
+    }
+    db.insert_unique(
+        ctx.tx, roles.insert().values(values), AwsError("EntityAlreadyExists", f"Role with name {name} already exists.")
+    )
+    tags = p.get("Tags", [])
+    iam_common.put_tags(
+        ctx.tx, schema.role_tags, values["id"], tags, "TagsPerRole", ctx.settings.quotas.tags_per_resource
+    )
+    row = find_role(ctx.tx, ctx.account_id, name)
+    return {"Role": role_out(row, tags=iam_common.tags_of(ctx.tx, schema.role_tags, row.id)) | _boundary(row)}
+
+
+@operation("iam", "GetRole")
+def get_role(ctx: Ctx, p: Params) -> dict[str, Any]:
+    row = find_role(ctx.tx, ctx.account_id, p["RoleName"])
+    return {"Role": role_out(row, tags=iam_common.tags_of(ctx.tx, schema.role_tags, row.id), full=True)}
+
+
+@operation("iam", "ListRoles")
+def list_roles(ctx: Ctx, p: Params) -> dict[str, Any]:
+    marker, limit = iam_common.page_params(p)
+    query = select(roles).where(roles.c.account_id == ctx.account_id)
+    prefix = iam_common.path_filter(roles.c.path, p.get("PathPrefix"))
+    if prefix is not None:
+        query = query.where(prefix)
+    page = db.page(ctx.tx, query, [roles.c.name_key], marker, limit)
+    return iam_common.paged(page, "Roles", [role_out(row) for row in page[0]])
+
+
+@operation("iam", "UpdateRole")
+def update_role(ctx: Ctx, p: Params) -> dict[str, Any]:
+    row = find_role(ctx.tx, ctx.account_id, p["RoleName"])
+    changes = {}
+    if "Description" in p:
+        changes["description"] = p["Description"]
+    if "MaxSessionDuration" in p:
+        changes["max_session_duration"] = p["MaxSessionDuration"]
+    if changes:
+        ctx.tx.execute(update(roles).where(roles.c.id == row.id).values(changes))
+    return {}
+
+
+@operation("iam", "UpdateRoleDescription")
+def update_role_description(ctx: Ctx, p: Params) -> dict[str, Any]:
+    row = find_role(ctx.tx, ctx.account_id, p["RoleName"])
+    ctx.tx.execute(update(roles).where(roles.c.id == row.id).values(description=p["Description"]))
+    row = find_role(ctx.tx, ctx.account_id, p["RoleName"])
+    return {"Role": role_out(row, tags=iam_common.tags_of(ctx.tx, schema.role_tags, row.id), full=True)}
+
+
+@operation("iam", "UpdateAssumeRolePolicy")
+def update_assume_role_policy(ctx: Ctx, p: Params) -> dict[str, Any]:
+    row = find_role(ctx.tx, ctx.account_id, p["RoleName"])
+    policy_document.parse(p["PolicyDocument"], trust=True)
+    ctx.tx.execute(update(roles).where(roles.c.id == row.id).values(trust_policy=p["PolicyDocument"]))
+    return {}
+
+
+@operation("iam", "DeleteRole")
+def delete_role(ctx: Ctx, p: Params) -> dict[str, Any]:
+    row = find_role(ctx.tx, ctx.account_id, p["RoleName"])
+    # DeleteRole reference: the role must first leave its instance profiles and lose its policies.
+    conflicts = (
+        (schema.profile_roles, "Cannot delete entity, must remove roles from instance profile first."),
+        (schema.role_policy_attachments, "Cannot delete entity, must detach all policies first."),
+        (schema.role_inline_policies, "Cannot delete entity, must delete policies first."),
+    )
+    for table, message in conflicts:
+        if ctx.tx.execute(select(exists().where(table.c.role_id == row.id))).scalar():
+            raise AwsError("DeleteConflict", message)
+    ctx.tx.execute(delete(roles).where(roles.c.id == row.id))
+    return {}
+
+
+@operation("iam", "TagRole")
+def tag_role(ctx: Ctx, p: Params) -> dict[str, Any]:
+    row = find_role(ctx.tx, ctx.account_id, p["RoleName"])
+    quota = ctx.settings.quotas.tags_per_resource
+    iam_common.put_tags(ctx.tx, schema.role_tags, row.id, p["Tags"], "TagsPerRole", quota)
+    return {}
+
+
+@operation("iam", "UntagRole")
+def untag_role(ctx: Ctx, p: Params) -> dict[str, Any]:
+    row = find_role(ctx.tx, ctx.account_id, p["RoleName"])
+    iam_common.remove_tags(ctx.tx, schema.role_tags, row.id, p["TagKeys"])
+    return {}
+
+
+@operation("iam", "ListRoleTags")
+def list_role_tags(ctx: Ctx, p: Params) -> dict[str, Any]:
+    row = find_role(ctx.tx, ctx.account_id, p["RoleName"])
+    return iam_common.list_tags(ctx.tx, schema.role_tags, row.id, p)

@@ -1,0 +1,155 @@
+"""The tables, and the invariants that live in them: unique names, one role per instance profile."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+
+SCHEMA_VERSION = 1
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Stored as naive UTC on every backend, returned aware, so comparisons never mix naive and aware times."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return value.astimezone(UTC).replace(tzinfo=None) if value is not None else None
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None else None
+
+
+metadata = MetaData()
+
+schema_info = Table(
+    "schema_info",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", String(256), nullable=False),
+)
+
+# Names are unique per account regardless of case (IAM quotas page: "you can't create ADMINS and admins"), so each
+# named entity keeps its lower-cased name in name_key under a unique index; list order follows the same key.
+roles = Table(
+    "roles",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("account_id", String(12), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("name_key", String(64), nullable=False),
+    Column("path", String(512), nullable=False),
+    Column("create_date", UtcDateTime, nullable=False),
+    Column("trust_policy", Text, nullable=False),
+    Column("description", Text),
+    Column("max_session_duration", Integer, nullable=False),
+    Column("permissions_boundary", String(2048)),
+    UniqueConstraint("account_id", "name_key", name="ux_roles_name"),
+)
+
+instance_profiles = Table(
+    "instance_profiles",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("account_id", String(12), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("name_key", String(128), nullable=False),
+    Column("path", String(512), nullable=False),
+    Column("create_date", UtcDateTime, nullable=False),
+    UniqueConstraint("account_id", "name_key", name="ux_instance_profiles_name"),
+)
+
+# The primary key on profile_id alone is AWS's "one role per instance profile" quota, held by the database.
+profile_roles = Table(
+    "profile_roles",
+    metadata,
+    Column("profile_id", String(32), ForeignKey("instance_profiles.id", ondelete="CASCADE"), primary_key=True),
+    Column("role_id", String(32), ForeignKey("roles.id"), nullable=False),
+    Index("ix_profile_roles_role", "role_id", "profile_id"),
+)
+
+
+def _tags_table(name: str, owner: str) -> Table:
+    # IAM treats tag keys case-insensitively (a second "Env" replaces "env"), so key_lower is the key column.
+    return Table(
+        name,
+        metadata,
+        Column("owner_id", String(32), ForeignKey(f"{owner}.id", ondelete="CASCADE"), nullable=False),
+        Column("key_lower", String(128), nullable=False),
+        Column("key", String(128), nullable=False),
+        Column("value", String(256), nullable=False),
+        PrimaryKeyConstraint("owner_id", "key_lower"),
+    )
+
+
+role_tags = _tags_table("role_tags", "roles")
+profile_tags = _tags_table("instance_profile_tags", "instance_profiles")
+
+role_inline_policies = Table(
+    "role_inline_policies",
+    metadata,
+    Column("role_id", String(32), ForeignKey("roles.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("document", Text, nullable=False),
+    PrimaryKeyConstraint("role_id", "name"),
+)
+
+# AWS managed policies live here too, under account "aws", so one table answers GetPolicy and ListPolicies.
+policies = Table(
+    "policies",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("account_id", String(12), nullable=False),
+    Column("arn", String(2048), nullable=False, unique=True),
+    Column("name", String(128), nullable=False),
+    Column("name_key", String(128), nullable=False),
+    Column("path", String(512), nullable=False),
+    Column("description", Text),
+    Column("create_date", UtcDateTime, nullable=False),
+    Column("update_date", UtcDateTime, nullable=False),
+    Column("default_version_id", String(16), nullable=False),
+    Column("next_version", Integer, nullable=False),
+    Column("is_attachable", Boolean, nullable=False, default=True),
+    UniqueConstraint("account_id", "name_key", name="ux_policies_name"),
+    Index("ix_policies_list", "name_key", "arn"),
+)
+
+policy_versions = Table(
+    "policy_versions",
+    metadata,
+    Column("policy_id", String(32), ForeignKey("policies.id", ondelete="CASCADE"), nullable=False),
+    Column("version_id", String(16), nullable=False),
+    Column("version_number", Integer, nullable=False),
+    Column("document", Text, nullable=False),
+    Column("create_date", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("policy_id", "version_number"),
+)
+
+policy_tags = _tags_table("policy_tags", "policies")
+
+role_policy_attachments = Table(
+    "role_policy_attachments",
+    metadata,
+    Column("role_id", String(32), ForeignKey("roles.id", ondelete="CASCADE"), nullable=False),
+    Column("policy_id", String(32), ForeignKey("policies.id"), nullable=False),
+    PrimaryKeyConstraint("role_id", "policy_id"),
+    Index("ix_role_policy_attachments_policy", "policy_id", "role_id"),
+)
