@@ -47,7 +47,11 @@ def _server_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--root-access-key", envvar="ROLEPORT_ROOT_ACCESS_KEY", default=None, help="Fix the root key id."),
         click.option("--root-secret-key", envvar="ROLEPORT_ROOT_SECRET_KEY", default=None, help="Fix the root secret."),
         click.option(
-            "--quota", "quotas", envvar="ROLEPORT_QUOTAS", multiple=True, metavar="NAME=VALUE",
+            "--quota",
+            "quotas",
+            envvar="ROLEPORT_QUOTAS",
+            multiple=True,
+            metavar="NAME=VALUE",
             help=f"Raise or lower an adjustable IAM quota; repeatable. Names: {', '.join(QUOTA_NAMES)}.",
         ),
     ]

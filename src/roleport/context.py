@@ -6,9 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection
-
 from roleport.config import Settings
+from roleport.store.db import Tx
 
 Params = dict[str, Any]
 
@@ -29,7 +28,7 @@ class Ctx:
     now: datetime
     settings: Settings
     principal: Principal
-    tx: Connection
+    tx: Tx
 
     @property
     def account_id(self) -> str:

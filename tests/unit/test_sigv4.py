@@ -165,7 +165,7 @@ def test_ec2_query_string_with_repeated_and_unicode_values_verifies() -> None:
 def test_query_escapes_are_normalised_before_checking() -> None:
     params = [("Action", "DescribeInstances"), ("Version", "2016-11-15"), ("Filter.1.Value.1", "a~b/c")]
     wire = signed(AWSRequest("GET", f"{ENDPOINT}/", params=params), service="ec2")
-    # The same values, escaped differently: lower-case hex, an escaped unreserved character, %20 for '+'.
+    # The same values, escaped differently: lower-case hex and escaped unreserved characters.
     query = wire.query.replace("a~b%2Fc", "a%7Eb%2fc").replace("Version=2016-11-15", "Version=2016%2D11-15")
 
     assert query != wire.query

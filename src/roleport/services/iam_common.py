@@ -4,27 +4,37 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Row, Table, delete, func, select
+from sqlalchemy import Table, bindparam, delete, func, select
 
 from roleport.errors import AwsError
 from roleport.store import db, schema
+from roleport.store.db import Prepared, Row, Tx
 
 DEFAULT_MAX_ITEMS = 100
 
 
-def find_role(tx: Connection, account_id: str, name: str) -> Row[Any]:
-    roles = schema.roles
-    row = tx.execute(select(roles).where(roles.c.account_id == account_id, roles.c.name_key == name.lower())).first()
+_ROLE_BY_NAME = Prepared(
+    select(schema.roles).where(
+        schema.roles.c.account_id == bindparam("account"), schema.roles.c.name_key == bindparam("key")
+    )
+)
+_PROFILE_BY_NAME = Prepared(
+    select(schema.instance_profiles).where(
+        schema.instance_profiles.c.account_id == bindparam("account"),
+        schema.instance_profiles.c.name_key == bindparam("key"),
+    )
+)
+
+
+def find_role(tx: Tx, account_id: str, name: str) -> Row:
+    row = tx.execute(_ROLE_BY_NAME, {"account": account_id, "key": name.lower()}).first()
     if row is None:
         raise AwsError("NoSuchEntity", f"The role with name {name} cannot be found.")
     return row
 
 
-def find_profile(tx: Connection, account_id: str, name: str) -> Row[Any]:
-    profiles = schema.instance_profiles
-    row = tx.execute(
-        select(profiles).where(profiles.c.account_id == account_id, profiles.c.name_key == name.lower())
-    ).first()
+def find_profile(tx: Tx, account_id: str, name: str) -> Row:
+    row = tx.execute(_PROFILE_BY_NAME, {"account": account_id, "key": name.lower()}).first()
     if row is None:
         raise AwsError("NoSuchEntity", f"Instance Profile {name} cannot be found.")
     return row
@@ -56,9 +66,7 @@ def check_tags(tags: list[dict[str, str]]) -> None:
             raise AwsError("InvalidInput", "User-defined tag keys can't start with 'aws:'.")
 
 
-def put_tags(
-    tx: Connection, table: Table, owner_id: str, tags: list[dict[str, str]], quota_name: str, quota: int
-) -> None:
+def put_tags(tx: Tx, table: Table, owner_id: str, tags: list[dict[str, str]], quota_name: str, quota: int) -> None:
     """Add or overwrite tags (a key that differs only in case replaces the old one), within the per-resource quota."""
     check_tags(tags)
     lowered = [tag["Key"].lower() for tag in tags]
@@ -76,18 +84,27 @@ def put_tags(
         raise AwsError("LimitExceeded", f"Cannot exceed quota for {quota_name}: {quota}.")
 
 
-def remove_tags(tx: Connection, table: Table, owner_id: str, keys: list[str]) -> None:
+def remove_tags(tx: Tx, table: Table, owner_id: str, keys: list[str]) -> None:
     lowered = [key.lower() for key in keys]
     if lowered:
         tx.execute(delete(table).where(table.c.owner_id == owner_id, table.c.key_lower.in_(lowered)))
 
 
-def tags_of(tx: Connection, table: Table, owner_id: str) -> list[dict[str, str]]:
-    rows = tx.execute(select(table.c.key, table.c.value).where(table.c.owner_id == owner_id).order_by(table.c.key))
+def _tags_query(table: Table) -> Prepared:
+    return Prepared(
+        select(table.c.key, table.c.value).where(table.c.owner_id == bindparam("owner")).order_by(table.c.key)
+    )
+
+
+_TAGS = {table.name: _tags_query(table) for table in (schema.role_tags, schema.profile_tags, schema.policy_tags)}
+
+
+def tags_of(tx: Tx, table: Table, owner_id: str) -> list[dict[str, str]]:
+    rows = tx.execute(_TAGS[table.name], {"owner": owner_id})
     return [{"Key": row.key, "Value": row.value} for row in rows]
 
 
-def list_tags(tx: Connection, table: Table, owner_id: str, p: dict[str, Any]) -> dict[str, Any]:
+def list_tags(tx: Tx, table: Table, owner_id: str, p: dict[str, Any]) -> dict[str, Any]:
     marker, limit = page_params(p)
     query = select(table.c.key, table.c.value).where(table.c.owner_id == owner_id)
     page = db.page(tx, query, [table.c.key], marker, limit)

@@ -8,7 +8,7 @@ from importlib import resources
 from typing import Any
 
 import regex
-from sqlalchemy import Connection, Row, delete, exists, func, select, update
+from sqlalchemy import delete, exists, func, select, update
 
 from roleport import ids
 from roleport.auth import policy_document
@@ -17,6 +17,7 @@ from roleport.errors import AwsError
 from roleport.services import iam_common
 from roleport.services.registry import operation
 from roleport.store import db, schema
+from roleport.store.db import Row, Tx
 
 policies = schema.policies
 versions = schema.policy_versions
@@ -26,7 +27,7 @@ AWS_ACCOUNT = "aws"
 _POLICY_ARN = regex.compile(r"arn:aws:iam::(aws|\d{12}):policy(/[\x21-\x7e]*)?/[\w+=,.@-]+")
 
 
-def find_policy(ctx: Ctx, arn: str) -> Row[Any]:
+def find_policy(ctx: Ctx, arn: str) -> Row:
     if not _POLICY_ARN.fullmatch(arn):
         raise AwsError("InvalidInput", f"ARN {arn} is not valid.")
     row = ctx.tx.execute(select(policies).where(policies.c.arn == arn)).first()
@@ -36,14 +37,14 @@ def find_policy(ctx: Ctx, arn: str) -> Row[Any]:
     return row
 
 
-def _customer_policy(ctx: Ctx, arn: str) -> Row[Any]:
+def _customer_policy(ctx: Ctx, arn: str) -> Row:
     row = find_policy(ctx, arn)
     if row.account_id == AWS_ACCOUNT:
         raise AwsError("UnmodifiableEntity", f"Policy {arn} is an AWS managed policy and cannot be changed.")
     return row
 
 
-def policy_out(tx: Connection, row: Row[Any], *, tags: list[dict[str, str]] | None = None) -> dict[str, Any]:
+def policy_out(tx: Tx, row: Row, *, tags: list[dict[str, str]] | None = None) -> dict[str, Any]:
     attached = tx.execute(select(func.count()).select_from(attachments).where(attachments.c.policy_id == row.id))
     out: dict[str, Any] = {
         "PolicyName": row.name,
@@ -63,7 +64,7 @@ def policy_out(tx: Connection, row: Row[Any], *, tags: list[dict[str, str]] | No
     return out
 
 
-def _version_out(row: Row[Any], default_version_id: str, *, document: bool) -> dict[str, Any]:
+def _version_out(row: Row, default_version_id: str, *, document: bool) -> dict[str, Any]:
     out: dict[str, Any] = {
         "VersionId": row.version_id,
         "IsDefaultVersion": row.version_id == default_version_id,
@@ -100,7 +101,7 @@ def create_policy(ctx: Ctx, p: Params) -> dict[str, Any]:
     duplicate = AwsError(
         "EntityAlreadyExists", f"A policy called {name} already exists. Duplicate names are not allowed."
     )
-    db.insert_unique(ctx.tx, statement, duplicate)
+    ctx.tx.insert_unique(statement, None, duplicate)
     ctx.tx.execute(
         versions.insert().values(
             policy_id=policy_id, version_id="v1", version_number=1, document=p["PolicyDocument"], create_date=ctx.now
@@ -244,7 +245,7 @@ def set_default_policy_version(ctx: Ctx, p: Params) -> dict[str, Any]:
     return {}
 
 
-def seed_aws_managed_policies(tx: Connection) -> int:
+def seed_aws_managed_policies(tx: Tx) -> int:
     """Load AWS's managed policies shipped with roleport into the store; those already there are left alone."""
     catalogue = json.loads(resources.files("roleport.data").joinpath("aws_managed_policies.json").read_text())
     known = set(tx.execute(select(policies.c.arn).where(policies.c.account_id == AWS_ACCOUNT)).scalars())

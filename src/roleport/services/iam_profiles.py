@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import Row, delete, func, select
+from sqlalchemy import bindparam, delete, func, select
 
 from roleport import ids
 from roleport.context import Ctx, Params
@@ -15,6 +15,7 @@ from roleport.services.iam_common import find_profile, find_role
 from roleport.services.iam_roles import role_out
 from roleport.services.registry import operation
 from roleport.store import db, schema
+from roleport.store.db import Prepared, Row
 
 profiles = schema.instance_profiles
 profile_roles = schema.profile_roles
@@ -23,7 +24,7 @@ profile_roles = schema.profile_roles
 FULL_PROFILE = "Cannot exceed quota for InstanceSessionsPerInstanceProfile: 1"
 
 
-def profile_out(row: Row[Any], roles: list[Row[Any]], tags: list[dict[str, str]] | None = None) -> dict[str, Any]:
+def profile_out(row: Row, roles: list[Row], tags: list[dict[str, str]] | None = None) -> dict[str, Any]:
     """An InstanceProfile as IAM sends it; list views pass no tags (ListInstanceProfiles omits them)."""
     out: dict[str, Any] = {
         "Path": row.path,
@@ -38,9 +39,20 @@ def profile_out(row: Row[Any], roles: list[Row[Any]], tags: list[dict[str, str]]
     return out
 
 
-def _roles_by_profile(ctx: Ctx, profile_ids: list[str]) -> dict[str, list[Row[Any]]]:
+_ROLES_OF_PROFILE = Prepared(
+    select(schema.roles)
+    .join(profile_roles, schema.roles.c.id == profile_roles.c.role_id)
+    .where(profile_roles.c.profile_id == bindparam("profile"))
+)
+
+
+def _roles_of(ctx: Ctx, profile_id: str) -> list[Row]:
+    return list(ctx.tx.execute(_ROLES_OF_PROFILE, {"profile": profile_id}))
+
+
+def _roles_by_profile(ctx: Ctx, profile_ids: list[str]) -> dict[str, list[Row]]:
     """The roles of a page of profiles in one query, not one per profile."""
-    found: dict[str, list[Row[Any]]] = defaultdict(list)
+    found: dict[str, list[Row]] = defaultdict(list)
     if profile_ids:
         query = (
             select(profile_roles.c.profile_id, schema.roles)
@@ -75,7 +87,7 @@ def create_instance_profile(ctx: Ctx, p: Params) -> dict[str, Any]:
         path=p.get("Path", "/"),
         create_date=ctx.now,
     )
-    db.insert_unique(ctx.tx, statement, AwsError("EntityAlreadyExists", f"Instance Profile {name} already exists."))
+    ctx.tx.insert_unique(statement, None, AwsError("EntityAlreadyExists", f"Instance Profile {name} already exists."))
     quota_tags = ctx.settings.quotas.tags_per_resource
     iam_common.put_tags(
         ctx.tx, schema.profile_tags, profile_id, p.get("Tags", []), "TagsPerInstanceProfile", quota_tags
@@ -87,7 +99,7 @@ def create_instance_profile(ctx: Ctx, p: Params) -> dict[str, Any]:
 @operation("iam", "GetInstanceProfile")
 def get_instance_profile(ctx: Ctx, p: Params) -> dict[str, Any]:
     row = find_profile(ctx.tx, ctx.account_id, p["InstanceProfileName"])
-    roles = _roles_by_profile(ctx, [row.id])[row.id]
+    roles = _roles_of(ctx, row.id)
     return {"InstanceProfile": profile_out(row, roles, iam_common.tags_of(ctx.tx, schema.profile_tags, row.id))}
 
 
@@ -117,7 +129,7 @@ def add_role_to_instance_profile(ctx: Ctx, p: Params) -> dict[str, Any]:
     role = find_role(ctx.tx, ctx.account_id, p["RoleName"])
     # The primary key on profile_id makes the database refuse a second role, whichever writer comes second.
     statement = profile_roles.insert().values(profile_id=profile.id, role_id=role.id)
-    db.insert_unique(ctx.tx, statement, AwsError("LimitExceeded", FULL_PROFILE))
+    ctx.tx.insert_unique(statement, None, AwsError("LimitExceeded", FULL_PROFILE))
     return {}
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Row, delete, exists, func, select, update
+from sqlalchemy import delete, exists, func, select, update
 
 from roleport import ids
 from roleport.auth import policy_document
@@ -14,11 +14,12 @@ from roleport.services import iam_common
 from roleport.services.iam_common import find_role
 from roleport.services.registry import operation
 from roleport.store import db, schema
+from roleport.store.db import Row
 
 roles = schema.roles
 
 
-def role_out(row: Row[Any], *, tags: list[dict[str, str]] | None = None, full: bool = False) -> dict[str, Any]:
+def role_out(row: Row, *, tags: list[dict[str, str]] | None = None, full: bool = False) -> dict[str, Any]:
     """A Role as IAM sends it. List views omit Tags, PermissionsBoundary and RoleLastUsed (ListRoles reference);
     GetRole (full=True) carries them all."""
     out: dict[str, Any] = {
@@ -40,7 +41,7 @@ def role_out(row: Row[Any], *, tags: list[dict[str, str]] | None = None, full: b
     return out
 
 
-def _boundary(row: Row[Any]) -> dict[str, Any]:
+def _boundary(row: Row) -> dict[str, Any]:
     if not row.permissions_boundary:
         return {}
     return {
@@ -80,8 +81,8 @@ def create_role(ctx: Ctx, p: Params) -> dict[str, Any]:
         "max_session_duration": p.get("MaxSessionDuration", 3600),
         "permissions_boundary": p.get("PermissionsBoundary"),
     }
-    db.insert_unique(
-        ctx.tx, roles.insert().values(values), AwsError("EntityAlreadyExists", f"Role with name {name} already exists.")
+    ctx.tx.insert_unique(
+        roles.insert().values(values), None, AwsError("EntityAlreadyExists", f"Role with name {name} already exists.")
     )
     tags = p.get("Tags", [])
     iam_common.put_tags(

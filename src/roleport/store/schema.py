@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
-    DateTime,
     Dialect,
     ForeignKey,
     Index,
@@ -25,17 +25,31 @@ from sqlalchemy import (
 SCHEMA_VERSION = 1
 
 
-class UtcDateTime(TypeDecorator[datetime]):
-    """Stored as naive UTC on every backend, returned aware, so comparisons never mix naive and aware times."""
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
-    impl = DateTime
+
+def to_micros(value: datetime) -> int:
+    aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+    return (aware - _EPOCH) // _MICROSECOND
+
+
+def from_micros(value: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=value)
+
+
+class Timestamp(TypeDecorator[datetime]):
+    """An instant as integer microseconds since the epoch: the same on every backend, exact, and cheap to read
+    without a driver-specific date type. Read back as an aware UTC datetime."""
+
+    impl = BigInteger
     cache_ok = True
 
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        return value.astimezone(UTC).replace(tzinfo=None) if value is not None else None
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> int | None:
+        return to_micros(value) if value is not None else None
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
-        return value.replace(tzinfo=UTC) if value is not None else None
+        return from_micros(int(value)) if value is not None else None
 
 
 metadata = MetaData()
@@ -57,7 +71,7 @@ roles = Table(
     Column("name", String(64), nullable=False),
     Column("name_key", String(64), nullable=False),
     Column("path", String(512), nullable=False),
-    Column("create_date", UtcDateTime, nullable=False),
+    Column("create_date", Timestamp, nullable=False),
     Column("trust_policy", Text, nullable=False),
     Column("description", Text),
     Column("max_session_duration", Integer, nullable=False),
@@ -73,7 +87,7 @@ instance_profiles = Table(
     Column("name", String(128), nullable=False),
     Column("name_key", String(128), nullable=False),
     Column("path", String(512), nullable=False),
-    Column("create_date", UtcDateTime, nullable=False),
+    Column("create_date", Timestamp, nullable=False),
     UniqueConstraint("account_id", "name_key", name="ux_instance_profiles_name"),
 )
 
@@ -123,11 +137,11 @@ policies = Table(
     Column("name_key", String(128), nullable=False),
     Column("path", String(512), nullable=False),
     Column("description", Text),
-    Column("create_date", UtcDateTime, nullable=False),
-    Column("update_date", UtcDateTime, nullable=False),
+    Column("create_date", Timestamp, nullable=False),
+    Column("update_date", Timestamp, nullable=False),
     Column("default_version_id", String(16), nullable=False),
     Column("next_version", Integer, nullable=False),
-    Column("is_attachable", Boolean, nullable=False, default=True),
+    Column("is_attachable", Boolean, nullable=False),
     UniqueConstraint("account_id", "name_key", name="ux_policies_name"),
     Index("ix_policies_list", "name_key", "arn"),
 )
@@ -139,7 +153,7 @@ policy_versions = Table(
     Column("version_id", String(16), nullable=False),
     Column("version_number", Integer, nullable=False),
     Column("document", Text, nullable=False),
-    Column("create_date", UtcDateTime, nullable=False),
+    Column("create_date", Timestamp, nullable=False),
     PrimaryKeyConstraint("policy_id", "version_number"),
 )
 
