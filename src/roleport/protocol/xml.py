@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
+import functools
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from botocore.model import OperationModel, Shape, StructureShape
+from botocore.model import OperationModel, Shape
 
 from roleport.errors import COMMON_STATUS, AwsError
 from roleport.protocol import spec
@@ -25,14 +27,14 @@ def serialize(service: str, operation: OperationModel, result: dict[str, Any], r
         out.append(f'<?xml version="1.0" encoding="UTF-8"?>\n<{name}Response xmlns="{namespace}">')
         out.append(f"<requestId>{request_id}</requestId>")
         if shape is not None:
-            _members(shape, result, out, True)
+            _structure_writer(service, shape.name, True)(result, out)
         out.append(f"</{name}Response>")
     else:
         out.append(f'<{name}Response xmlns="{model.metadata["xmlNamespace"]}">')
         if shape is not None:
             wrapper = shape.serialization.get("resultWrapper", f"{name}Result")
             out.append(f"<{wrapper}>")
-            _members(shape, result, out, False)
+            _structure_writer(service, shape.name, False)(result, out)
             out.append(f"</{wrapper}>")
         out.append(f"<ResponseMetadata><RequestId>{request_id}</RequestId></ResponseMetadata></{name}Response>")
     return "".join(out).encode()
@@ -73,54 +75,85 @@ def _ec2_namespace() -> str:
     return namespace if namespace.endswith("/") else namespace + "/"
 
 
-def _members(shape: StructureShape, value: dict[str, Any], out: list[str], ec2: bool) -> None:
+Writer = Callable[[Any, list[str]], None]
+
+
+@functools.cache
+def _structure_writer(service: str, shape_name: str, ec2: bool) -> Writer:
+    """A function that writes a structure's members: built once per shape, so a response walks no model."""
+    shape = spec.service_model(service).shape_for(shape_name)
+    members: list[tuple[str, str, str, Writer, bool]] = []
     for member_name, member in shape.members.items():
-        item = value.get(member_name)
-        if item is None:
-            continue
         tag = member.serialization.get("name", member_name)
-        if member.type_name == "list" and member.serialization.get("flattened"):
-            for element in item:
-                _element(tag, member.member, element, out, ec2)
-        else:
-            _element(tag, member, item, out, ec2)
+        flattened = member.type_name == "list" and bool(member.serialization.get("flattened"))
+        target = member.member if flattened else member  # type: ignore[attr-defined]
+        members.append((member_name, f"<{tag}>", f"</{tag}>", _writer(service, target, ec2), flattened))
+
+    def write(value: Any, out: list[str]) -> None:
+        for member_name, opening, closing, writer, flattened in members:
+            item = value.get(member_name)
+            if item is None:
+                continue
+            for element in item if flattened else (item,):
+                out.append(opening)
+                writer(element, out)
+                out.append(closing)
+
+    return write
 
 
-def _element(tag: str, shape: Shape, value: Any, out: list[str], ec2: bool) -> None:
+def _writer(service: str, shape: Shape, ec2: bool) -> Writer:
     kind = shape.type_name
-    out.append(f"<{tag}>")
     if kind == "structure":
-        _members(shape, value, out, ec2)  # type: ignore[arg-type]
-    elif kind == "list":
+        name = shape.name
+
+        def structure(value: Any, out: list[str]) -> None:
+            _structure_writer(service, name, ec2)(value, out)
+
+        return structure
+    if kind == "list":
         member = shape.member  # type: ignore[attr-defined]
-        item_tag = member.serialization.get("name", "item" if ec2 else "member")
-        for element in value:
-            _element(item_tag, member, element, out, ec2)
-    elif kind == "map":
+        tag = member.serialization.get("name", "item" if ec2 else "member")
+        opening, closing, item_writer = f"<{tag}>", f"</{tag}>", _writer(service, member, ec2)
+
+        def write_list(value: Any, out: list[str]) -> None:
+            for element in value:
+                out.append(opening)
+                item_writer(element, out)
+                out.append(closing)
+
+        return write_list
+    if kind == "map":
         key_tag = shape.key.serialization.get("name", "key")  # type: ignore[attr-defined]
         value_tag = shape.value.serialization.get("name", "value")  # type: ignore[attr-defined]
-        for key, item in value.items():
-            out.append("<entry>")
-            _element(key_tag, shape.key, key, out, ec2)  # type: ignore[attr-defined]
-            _element(value_tag, shape.value, item, out, ec2)  # type: ignore[attr-defined]
-            out.append("</entry>")
-    else:
-        out.append(_scalar(shape, value, ec2))
-    out.append(f"</{tag}>")
+        key_writer = _writer(service, shape.key, ec2)  # type: ignore[attr-defined]
+        value_writer = _writer(service, shape.value, ec2)  # type: ignore[attr-defined]
+
+        def write_map(value: Any, out: list[str]) -> None:
+            for key, item in value.items():
+                out.append(f"<entry><{key_tag}>")
+                key_writer(key, out)
+                out.append(f"</{key_tag}><{value_tag}>")
+                value_writer(item, out)
+                out.append(f"</{value_tag}></entry>")
+
+        return write_map
+    return _scalar_writer(kind, shape.name, ec2)
 
 
-def _scalar(shape: Shape, value: Any, ec2: bool) -> str:
-    kind = shape.type_name
+def _scalar_writer(kind: str, shape_name: str, ec2: bool) -> Writer:
     if kind == "boolean":
-        return "true" if value else "false"
+        return lambda value, out: out.append("true" if value else "false")
     if kind == "timestamp":
-        return _timestamp(value, ec2)
+        return lambda value, out: out.append(_timestamp(value, ec2))
     if kind == "blob":
-        return base64.b64encode(value).decode()
-    if kind == "string" and shape.name == "policyDocumentType":
+        return lambda value, out: out.append(base64.b64encode(value).decode())
+    if kind == "string" and shape_name == "policyDocumentType":
         # IAM sends policy documents URL-encoded inside the XML; SDKs decode them.
-        return quote(str(value), safe="")
-    return _text(str(value))
+        return lambda value, out: out.append(quote(str(value), safe=""))
+    if kind == "string":
+        return lambda value, out: out.append((value if isinstance(value, str) else str(value)).translate(_ESCAPES))
+    return lambda value, out: out.append(str(value))
 
 
 def _timestamp(value: datetime, ec2: bool) -> str:
