@@ -89,6 +89,9 @@ class Pipeline:
         handler = self.operations.get((service, operation.name))
         if handler is None:
             raise AwsError("NotImplemented", f"roleport does not implement {service}:{operation.name}.", status=501)
+        if params.get("DryRun"):
+            # EC2's DryRun asks only whether the caller may make the call; it changes and checks nothing else.
+            raise AwsError("DryRunOperation", "Request would have succeeded, but DryRun flag is set.", status=412)
         with self.store.transaction(handler.write) as tx:
             ctx = Ctx(request_id=rid, now=now, settings=self.settings, principal=principal, tx=tx)
             result = handler.handler(ctx, params)

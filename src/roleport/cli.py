@@ -47,6 +47,14 @@ def _server_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--root-access-key", envvar="ROLEPORT_ROOT_ACCESS_KEY", default=None, help="Fix the root key id."),
         click.option("--root-secret-key", envvar="ROLEPORT_ROOT_SECRET_KEY", default=None, help="Fix the root secret."),
         click.option(
+            "--state-transition-seconds",
+            envvar="ROLEPORT_STATE_TRANSITION_SECONDS",
+            default=0.2,
+            show_default=True,
+            type=click.FloatRange(min=0),
+            help="How long EC2 instances and associations stay in a passing state (pending, stopping, associating...).",
+        ),
+        click.option(
             "--quota",
             "quotas",
             envvar="ROLEPORT_QUOTAS",
@@ -70,6 +78,7 @@ def _settings(
     root_access_key: str | None,
     root_secret_key: str | None,
     quotas: tuple[str, ...] = (),
+    state_transition_seconds: float = 0.2,
 ) -> Settings:
     if bool(root_access_key) != bool(root_secret_key):
         raise click.UsageError("--root-access-key and --root-secret-key go together")
@@ -91,6 +100,7 @@ def _settings(
         root_access_key=access_key,
         root_secret_key=secret_key,
         quotas=limits,
+        state_transition_seconds=state_transition_seconds,
     )
 
 

@@ -60,6 +60,9 @@ class Settings:
     root_access_key: str = ""
     root_secret_key: str = ""
     quotas: Quotas = field(default_factory=Quotas)
+    # How long EC2's passing states last (pending, stopping, shutting-down, associating, disassociating), so clients
+    # and waiters see them; the stable state follows once the time has passed.
+    state_transition_seconds: float = 0.2
 
     @property
     def store_url(self) -> str:
