@@ -74,9 +74,19 @@ class Pipeline:
         if signed is None:
             raise AwsError("MissingAuthenticationToken", "Request is missing Authentication Token", status=403)
         principal, secret = principals.resolve(self.settings, signed.access_key_id, service)
-        sigv4.verify(
-            signed, request.method, request.raw_path, request.query_string, request.headers, request.body, secret, now
-        )
+        try:
+            sigv4.verify(
+                signed,
+                request.method,
+                request.raw_path,
+                request.query_string,
+                request.headers,
+                request.body,
+                secret,
+                now,
+            )
+        except AwsError as error:
+            raise _ec2_auth_error(error) if service == "ec2" else error
         operation, params = query.parse(service, form)
         if operation.input_shape is not None:
             validate.validate(operation.input_shape, params, spec.service_model(service).protocol)
@@ -90,6 +100,13 @@ class Pipeline:
             ctx = Ctx(request_id=rid, now=now, settings=self.settings, principal=principal, tx=tx)
             result = handler.handler(ctx, params)
         return xml.serialize(service, operation, result, rid)
+
+
+def _ec2_auth_error(error: AwsError) -> AwsError:
+    """EC2 words every credential failure as AuthFailure, and a stale request as RequestExpired (EC2 error codes)."""
+    if error.message.startswith(("Signature expired", "Signature not yet current")):
+        return AwsError("RequestExpired", f"Request has expired. {error.message}", status=400)
+    return AwsError("AuthFailure", "AWS was not able to validate the provided access credentials", status=401)
 
 
 def _form(request: WireRequest) -> dict[str, str]:
