@@ -86,7 +86,7 @@ class Pipeline:
                 now,
             )
         except AwsError as error:
-            raise _ec2_auth_error(error) if service == "ec2" else error
+            raise (_ec2_auth_error(error) if service == "ec2" else error) from None
         operation, params = query.parse(service, form)
         if operation.input_shape is not None:
             validate.validate(operation.input_shape, params, spec.service_model(service).protocol)
