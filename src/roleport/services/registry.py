@@ -18,6 +18,9 @@ MODULES: tuple[str, ...] = (
     "roleport.services.iam_role_policies",
     "roleport.services.iam_policies",
     "roleport.services.sts",
+    "roleport.services.ec2_instances",
+    "roleport.services.ec2_instance_states",
+    "roleport.services.ec2_associations",
 )
 
 _READ_PREFIXES = ("Get", "List", "Describe", "Simulate")

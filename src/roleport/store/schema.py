@@ -167,3 +167,89 @@ role_policy_attachments = Table(
     PrimaryKeyConstraint("role_id", "policy_id"),
     Index("ix_role_policy_attachments_policy", "policy_id", "role_id"),
 )
+
+
+# ---------------------------------------------------------------------------------------------- EC2
+# Passing states (pending, stopping, associating...) are stored with the instant they were entered; readers derive the
+# stable state from (state, since, now, delay) in Python and in SQL (services/ec2_common.py), so nothing has to wake
+# up to move them on.
+
+# A reservation is one RunInstances call. The unique client token per account is RunInstances' idempotency (EC2
+# idempotency guide); NULL tokens never collide.
+ec2_reservations = Table(
+    "ec2_reservations",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("account_id", String(12), nullable=False),
+    Column("client_token", String(64)),
+    Column("request_digest", String(64), nullable=False),  # the launch parameters, for IdempotentParameterMismatch
+    Column("create_time", Timestamp, nullable=False),
+    UniqueConstraint("account_id", "client_token", name="ux_ec2_reservations_client_token"),
+)
+
+# seq is the launch order: the key DescribeInstances pages by, so a page is an index range scan at any depth.
+ec2_instances = Table(
+    "ec2_instances",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(32), nullable=False, unique=True),
+    Column("account_id", String(12), nullable=False),
+    Column("reservation_id", String(32), ForeignKey("ec2_reservations.id"), nullable=False),
+    Column("launch_index", Integer, nullable=False),
+    Column("client_token", String(64)),
+    Column("image_id", String(32), nullable=False),
+    Column("instance_type", String(32), nullable=False),
+    Column("architecture", String(16), nullable=False),
+    Column("availability_zone", String(32), nullable=False),
+    Column("private_ip", String(15), nullable=False),
+    Column("private_dns_name", String(128), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("state_since", Timestamp, nullable=False),
+    Column("state_reason", String(64)),  # StateReason.Code of a user-initiated stop or terminate
+    Column("launch_time", Timestamp, nullable=False),
+    Column("first_launch_time", Timestamp, nullable=False),
+    Column("http_tokens", String(16), nullable=False),
+    Column("http_endpoint", String(16), nullable=False),
+    Column("http_put_response_hop_limit", Integer, nullable=False),
+    Column("instance_metadata_tags", String(16), nullable=False),
+    Column("http_protocol_ipv6", String(16), nullable=False),
+    Column("metadata_state", String(16), nullable=False),
+    Column("metadata_since", Timestamp, nullable=False),
+    Index("ix_ec2_instances_account", "account_id", "seq"),
+    Index("ix_ec2_instances_reservation", "reservation_id", "launch_index"),
+    Index("ix_ec2_instances_state", "state", "state_since"),
+)
+
+# EC2 tag keys are case-sensitive, unlike IAM's, so the key itself is the key column.
+ec2_instance_tags = Table(
+    "ec2_instance_tags",
+    metadata,
+    Column("instance_id", String(32), ForeignKey("ec2_instances.id", ondelete="CASCADE"), nullable=False),
+    Column("key", String(128), nullable=False),
+    Column("value", String(256), nullable=False),
+    PrimaryKeyConstraint("instance_id", "key"),
+    Index("ix_ec2_instance_tags_key", "key", "value"),
+)
+
+# An association keeps the profile's ARN and id rather than a foreign key: AWS lets DeleteInstanceProfile remove a
+# profile that instances still use, and they keep showing it. active_instance_id is set only while the association is
+# associating or associated, so its unique constraint is "one active profile per instance" (AssociateIamInstanceProfile
+# reference), held by the database for concurrent callers; NULLs never collide on SQLite or PostgreSQL.
+ec2_associations = Table(
+    "ec2_iam_instance_profile_associations",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(32), nullable=False, unique=True),
+    Column("account_id", String(12), nullable=False),
+    Column("instance_id", String(32), ForeignKey("ec2_instances.id", ondelete="CASCADE"), nullable=False),
+    Column("active_instance_id", String(32)),
+    Column("profile_arn", String(2048), nullable=False),
+    Column("profile_id", String(32), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("state_since", Timestamp, nullable=False),
+    Column("create_time", Timestamp, nullable=False),
+    UniqueConstraint("active_instance_id", name="ux_ec2_associations_active_instance"),
+    Index("ix_ec2_associations_account", "account_id", "seq"),
+    Index("ix_ec2_associations_instance", "instance_id"),
+    Index("ix_ec2_associations_state", "state", "state_since"),
+)

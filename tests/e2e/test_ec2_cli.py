@@ -1,0 +1,190 @@
+"""EC2 through the real `aws` CLI with AWS_ENDPOINT_URL set: the seed flow verbatim, waiters, paging, errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Callable
+from typing import Any
+
+from tests.conftest import Server
+
+AMI = "ami-0abcdef1234567890"
+TRUST = (
+    '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, '
+    '"Action": "sts:AssumeRole"}]}'
+)
+
+
+def aws(server: Server, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["aws", *args], capture_output=True, text=True, env=server.cli_env(), timeout=120)
+
+
+def ok(server: Server, *args: str) -> Any:
+    """Run a command that must succeed; its JSON output, if any."""
+    done = aws(server, *args)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout) if done.stdout.strip() else None
+
+
+def fails(server: Server, *args: str) -> str:
+    done = aws(server, *args)
+    assert done.returncode != 0, done.stdout  # 255 from awscli v1, 254 from v2
+    return done.stderr
+
+
+def role_with_profile(server: Server, role_name: str) -> None:
+    """The IAM side of the seed, set up through boto3: the EC2 commands are what this suite runs verbatim."""
+    iam = server.client("iam")
+    iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=TRUST)
+    iam.create_instance_profile(InstanceProfileName=role_name)
+    iam.add_role_to_instance_profile(InstanceProfileName=role_name, RoleName=role_name)
+
+
+def shell(server: Server, command: str, **variables: str) -> Any:
+    """A command line exactly as a user types it, run by bash with $I, $A... set; its JSON output."""
+    env = {**server.cli_env(), **variables}
+    done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout) if done.stdout.strip() else None
+
+
+def test_seed_flow_verbatim(make_server: Callable[..., Server], backend: str | None) -> None:
+    running = make_server(database_url=backend)  # its own server: nothing else uses the seed's literal names
+    role_with_profile(running, "TestRole-1")
+    role_with_profile(running, "TestRole-2")
+    launched = shell(
+        running,
+        "aws ec2 run-instances --image-id ami-0abcdef1234567890 --instance-type t3.micro "
+        "--iam-instance-profile Name=TestRole-1",
+    )
+    [first] = launched["Instances"]
+    assert first["IamInstanceProfile"]["Arn"] == "arn:aws:iam::123456789012:instance-profile/TestRole-1"
+    assert (first["State"]["Name"], first["InstanceType"]) == ("pending", "t3.micro")
+    # That instance already has TestRole-1, so associating it again is AWS's IncorrectState...
+    ok(running, "ec2", "wait", "instance-running", "--instance-ids", first["InstanceId"])
+    again = fails(
+        running,
+        *["ec2", "associate-iam-instance-profile", "--instance-id", first["InstanceId"]],
+        *["--iam-instance-profile", "Name=TestRole-1"],
+    )
+    assert "(IncorrectState) when calling the AssociateIamInstanceProfile operation: There is an existing " in again
+    # ...so a second instance, launched without a profile, takes the association flow.
+    [second] = ok(running, *f"ec2 run-instances --image-id {AMI} --instance-type t3.micro".split())["Instances"]
+    instance = second["InstanceId"]
+    ok(running, "ec2", "wait", "instance-running", "--instance-ids", instance)
+    associated = shell(
+        running,
+        'aws ec2 associate-iam-instance-profile --instance-id $I --iam-instance-profile Name="TestRole-1"',
+        I=instance,
+    )["IamInstanceProfileAssociation"]
+    assert (associated["InstanceId"], associated["State"]) == (instance, "associating")
+    listed = shell(running, "aws ec2 describe-iam-instance-profile-associations")["IamInstanceProfileAssociations"]
+    # On PostgreSQL this server shares its database with the session's, so others' associations may be listed too.
+    assert {a["InstanceId"] for a in listed} >= {first["InstanceId"], instance}
+    replaced = shell(
+        running,
+        'aws ec2 replace-iam-instance-profile-association --association-id $A --iam-instance-profile Name="TestRole-2"',
+        A=associated["AssociationId"],
+    )["IamInstanceProfileAssociation"]
+    assert replaced["AssociationId"] != associated["AssociationId"]
+    assert replaced["IamInstanceProfile"]["Arn"] == "arn:aws:iam::123456789012:instance-profile/TestRole-2"
+    ended = shell(running, "aws ec2 disassociate-iam-instance-profile --association-id $A", A=replaced["AssociationId"])
+    assert ended["IamInstanceProfileAssociation"]["State"] == "disassociating"
+    shown = ok(running, "ec2", "describe-instances", "--instance-ids", instance)["Reservations"][0]["Instances"][0]
+    assert "IamInstanceProfile" not in shown
+
+
+def timed_wait(server: Server, waiter: str, instance_id: str) -> float:
+    started = time.monotonic()
+    ok(server, "ec2", "wait", waiter, "--instance-ids", instance_id)
+    return time.monotonic() - started
+
+
+def test_cli_waiters_return_promptly(server: Server) -> None:
+    # A waiter that misses its first poll sleeps 15 s before the next, so each wait must take well under that.
+    [instance] = ok(server, *f"ec2 run-instances --image-id {AMI} --count 1".split())["Instances"]
+    instance_id = instance["InstanceId"]
+    assert timed_wait(server, "instance-running", instance_id) < 10
+    stopping = ok(server, "ec2", "stop-instances", "--instance-ids", instance_id)["StoppingInstances"][0]
+    assert stopping["CurrentState"] == {"Code": 64, "Name": "stopping"}
+    assert timed_wait(server, "instance-stopped", instance_id) < 10
+    ok(server, "ec2", "terminate-instances", "--instance-ids", instance_id)
+    assert timed_wait(server, "instance-terminated", instance_id) < 10
+
+
+def test_cli_filters_query_and_pages(server: Server, name: Any) -> None:
+    suite = name("cli")
+    ok(
+        server,
+        *f"ec2 run-instances --image-id {AMI} --count 7".split(),
+        "--tag-specifications",
+        f"ResourceType=instance,Tags=[{{Key=suite,Value={suite}}}]",
+    )
+    query = ["--query", "Reservations[].Instances[].InstanceId"]
+    everything = ok(server, "ec2", "describe-instances", "--filters", f"Name=tag:suite,Values={suite}", *query)
+    paged = ok(
+        server, "ec2", "describe-instances", "--filters", f"Name=tag:suite,Values={suite}", "--page-size", "5", *query
+    )
+    assert len(everything) == 7 and sorted(paged) == sorted(everything)
+    text = aws(
+        server,
+        *["ec2", "describe-instances", "--filters"],
+        f"Name=tag:suite,Values={suite}",
+        "Name=instance-type,Values=m1.small",
+        *query,
+        "--output",
+        "text",
+    )
+    assert sorted(text.stdout.split()) == sorted(everything)
+
+
+def test_cli_association_pages(server: Server, name: Any) -> None:
+    ok(server, "iam", "create-instance-profile", "--instance-profile-name", name("cli-prof"))
+    launched = ok(
+        server,
+        *f"ec2 run-instances --image-id {AMI} --count 6".split(),
+        "--iam-instance-profile",
+        f"Name={name('cli-prof')}",
+    )
+    ids = [i["InstanceId"] for i in launched["Instances"]]
+    listed = ok(
+        server,
+        *["ec2", "describe-iam-instance-profile-associations", "--page-size", "5", "--filters"],
+        f"Name=instance-id,Values={','.join(ids)}",
+    )["IamInstanceProfileAssociations"]
+    assert sorted(a["InstanceId"] for a in listed) == sorted(ids)
+
+
+def test_cli_reports_ec2_errors_and_dry_runs(server: Server, name: Any) -> None:
+    missing = fails(server, "ec2", "describe-instances", "--instance-ids", "i-0123456789abcdef0")
+    assert (
+        "An error occurred (InvalidInstanceID.NotFound) when calling the DescribeInstances operation: "
+        "The instance ID 'i-0123456789abcdef0' does not exist"
+    ) in missing
+    dry = fails(
+        server,
+        *f"ec2 run-instances --image-id {AMI} --dry-run".split(),
+        "--tag-specifications",
+        f"ResourceType=instance,Tags=[{{Key=suite,Value={name('dry')}}}]",
+    )
+    assert "(DryRunOperation) when calling the RunInstances operation: Request would have succeeded" in dry
+    found = ok(server, "ec2", "describe-instances", "--filters", f"Name=tag:suite,Values={name('dry')}")
+    assert found["Reservations"] == []
+    malformed = fails(server, "ec2", "run-instances", "--image-id", "ami-nope")
+    assert 'InvalidAMIID.Malformed) when calling the RunInstances operation: Invalid id: "ami-nope"' in malformed
+
+
+def test_cli_modifies_metadata_options(server: Server) -> None:
+    [instance] = ok(server, *f"ec2 run-instances --image-id {AMI}".split())["Instances"]
+    changed = ok(
+        server,
+        *f"ec2 modify-instance-metadata-options --instance-id {instance['InstanceId']}".split(),
+        *["--http-tokens", "required", "--http-put-response-hop-limit", "2"],
+    )
+    assert changed["InstanceMetadataOptions"]["State"] == "pending"
+    assert (changed["InstanceMetadataOptions"]["HttpTokens"], changed["InstanceId"]) == (
+        "required",
+        instance["InstanceId"],
+    )
