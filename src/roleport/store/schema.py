@@ -253,3 +253,83 @@ ec2_associations = Table(
     Index("ix_ec2_associations_instance", "instance_id"),
     Index("ix_ec2_associations_state", "state", "state_since"),
 )
+
+# --- Principals and credentials (issue 4) ---------------------------------------------------------------------------
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("account_id", String(12), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("name_key", String(64), nullable=False),
+    Column("path", String(512), nullable=False),
+    Column("create_date", Timestamp, nullable=False),
+    Column("permissions_boundary", String(2048)),
+    UniqueConstraint("account_id", "name_key", name="ux_users_name"),
+)
+
+user_tags = _tags_table("user_tags", "users")
+
+user_inline_policies = Table(
+    "user_inline_policies",
+    metadata,
+    Column("user_id", String(32), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("document", Text, nullable=False),
+    PrimaryKeyConstraint("user_id", "name"),
+)
+
+user_policy_attachments = Table(
+    "user_policy_attachments",
+    metadata,
+    Column("user_id", String(32), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("policy_id", String(32), ForeignKey("policies.id"), nullable=False),
+    PrimaryKeyConstraint("user_id", "policy_id"),
+    Index("ix_user_policy_attachments_policy", "policy_id", "user_id"),
+)
+
+# Long-term keys of IAM users (AKIA…). No cascade from users: DeleteUser is refused while keys exist (DeleteUser
+# reference), and the foreign key keeps it so.
+access_keys = Table(
+    "access_keys",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("user_id", String(32), ForeignKey("users.id"), nullable=False),
+    Column("secret", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("create_date", Timestamp, nullable=False),
+    Column("last_used", Timestamp),
+    Index("ix_access_keys_user", "user_id", "create_date"),
+)
+
+# Temporary credentials (ASIA…) from AssumeRole and from instance metadata. The token is kept whole because the
+# metadata service hands the same credentials out again until it rotates them (and the secret must be kept whole to
+# verify signatures anyway). role_id has no foreign key: a session outlives its role's deletion until it expires.
+role_sessions = Table(
+    "role_sessions",
+    metadata,
+    Column("access_key_id", String(32), primary_key=True),
+    Column("account_id", String(12), nullable=False),
+    Column("secret", String(64), nullable=False),
+    Column("token", Text, nullable=False),
+    Column("role_id", String(32), nullable=False),
+    Column("role_arn", String(2048), nullable=False),
+    Column("session_name", String(64), nullable=False),
+    Column("source", String(16), nullable=False),  # "sts" (AssumeRole) or "ec2" (an instance's metadata service)
+    Column("instance_id", String(32)),
+    Column("association_id", String(32)),
+    Column("session_policy", Text),
+    Column("create_date", Timestamp, nullable=False),
+    Column("expiration", Timestamp, nullable=False),
+    Index("ix_role_sessions_instance", "instance_id", "expiration"),
+    Index("ix_role_sessions_role", "role_id"),
+)
+
+# Keys the server signs with (IMDSv2 session tokens), shared by every server process on the database.
+server_secrets = Table(
+    "server_secrets",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", String(256), nullable=False),
+)
