@@ -7,13 +7,15 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
 
 from roleport.auth import principal as principals
-from roleport.auth import sigv4
+from roleport.auth import resources, sigv4
+from roleport.auth.access import Access
 from roleport.config import Settings
 from roleport.context import Ctx
 from roleport.errors import AwsError
@@ -37,6 +39,7 @@ class WireRequest:
     query_string: str
     headers: dict[str, str]
     body: bytes
+    client: str = "127.0.0.1"  # the peer's address, for aws:SourceIp
 
 
 class Pipeline:
@@ -73,33 +76,55 @@ class Pipeline:
         now = self.clock()
         if signed is None:
             raise AwsError("MissingAuthenticationToken", "Request is missing Authentication Token", status=403)
-        principal, secret = principals.resolve(self.settings, signed.access_key_id, service)
-        try:
-            sigv4.verify(
-                signed,
-                request.method,
-                request.raw_path,
-                request.query_string,
-                request.headers,
-                request.body,
-                secret,
-                now,
-            )
-        except AwsError as error:
-            raise (_ec2_auth_error(error) if service == "ec2" else error) from None
-        operation, params = query.parse(service, form)
-        if operation.input_shape is not None:
-            validate.validate(operation.input_shape, params, spec.service_model(service).protocol)
-        handler = self.operations.get((service, operation.name))
-        if handler is None:
-            raise AwsError("NotImplemented", f"roleport does not implement {service}:{operation.name}.", status=501)
-        if params.get("DryRun"):
-            # EC2's DryRun asks only whether the caller may make the call; it changes and checks nothing else.
-            raise AwsError("DryRunOperation", "Request would have succeeded, but DryRun flag is set.", status=412)
-        with self.store.transaction(handler.write) as tx:
-            ctx = Ctx(request_id=rid, now=now, settings=self.settings, principal=principal, tx=tx)
+        handler = self.operations.get((service, form.get("Action", "")))
+        with self.store.transaction(handler.write if handler else False) as tx:
+            principal, secret = principals.resolve(tx, self.settings, signed, service, now)
+            try:
+                sigv4.verify(
+                    signed,
+                    request.method,
+                    request.raw_path,
+                    request.query_string,
+                    request.headers,
+                    request.body,
+                    secret,
+                    now,
+                )
+            except AwsError as error:
+                raise (_ec2_auth_error(error) if service == "ec2" else error) from None
+            operation, params = query.parse(service, form)
+            if operation.input_shape is not None:
+                validate.validate(operation.input_shape, params, spec.service_model(service).protocol)
+            if handler is None:
+                raise AwsError("NotImplemented", f"roleport does not implement {service}:{operation.name}.", status=501)
+            access = Access(tx, principal, service, now, request.client, self.settings.region)
+            if principal.kind != "root" and (service, operation.name) not in _UNCHECKED:
+                self._authorize(access, service, operation.name, params)
+            if params.get("DryRun"):
+                # EC2's DryRun asks only whether the caller may make the call; it changes and checks nothing else.
+                raise AwsError("DryRunOperation", "Request would have succeeded, but DryRun flag is set.", status=412)
+            ctx = Ctx(request_id=rid, now=now, settings=self.settings, principal=principal, tx=tx, authorize=access)
             result = handler.handler(ctx, params)
         return xml.serialize(service, operation, result, rid)
+
+    def _authorize(self, access: Access, service: str, operation: str, params: dict[str, Any]) -> None:
+        look = resources.Lookup(access.tx, access.principal, self.settings.region)
+        extra: dict[str, list[str]] = {}
+        tags = resources.request_tags(params)
+        if tags:
+            extra.update({f"aws:RequestTag/{key}": [value] for key, value in tags.items()})
+            extra["aws:TagKeys"] = list(tags)
+        if "TagKeys" in params:
+            extra["aws:TagKeys"] = list(params["TagKeys"])
+        if service == "iam" and "PolicyArn" in params:
+            extra["iam:PolicyARN"] = [params["PolicyArn"]]
+        for resource in resources.resources(service, operation, look, params):
+            access.check(f"{service}:{operation}", resource, extra)
+
+
+# GetCallerIdentity needs no permission and cannot be denied (STS API reference); AssumeRole weighs the role's trust
+# policy with the caller's identity policies, so its handler authorizes itself.
+_UNCHECKED = frozenset({("sts", "GetCallerIdentity"), ("sts", "AssumeRole")})
 
 
 def _ec2_auth_error(error: AwsError) -> AwsError:
@@ -148,6 +173,7 @@ class AwsEndpoint:
             query_string=scope.get("query_string", b"").decode("latin-1"),
             headers=headers,
             body=b"".join(chunks),
+            client=(scope.get("client") or ("127.0.0.1", 0))[0],
         )
         if self.inline:
             status, body, request_id = self.pipeline.handle(wire)

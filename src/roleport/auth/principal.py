@@ -2,22 +2,101 @@
 
 from __future__ import annotations
 
+import hmac
+from datetime import datetime
+
+from sqlalchemy import bindparam, select
+
+from roleport import ids
+from roleport.auth.sigv4 import SignedRequest
 from roleport.config import Settings
 from roleport.context import Principal
 from roleport.errors import AwsError
+from roleport.services import sts_sessions
+from roleport.store import schema
+from roleport.store.db import Prepared, Tx
+
+_USER_KEY = Prepared(
+    select(
+        schema.access_keys.c.secret,
+        schema.access_keys.c.status,
+        schema.users.c.id,
+        schema.users.c.name,
+        schema.users.c.path,
+        schema.users.c.account_id,
+    )
+    .join(schema.users, schema.users.c.id == schema.access_keys.c.user_id)
+    .where(schema.access_keys.c.id == bindparam("key"))
+)
 
 
-def unknown_key(service: str) -> AwsError:
-    # EC2 answers every credential failure with AuthFailure (EC2 error codes page); IAM and STS name the token.
+def invalid_token(service: str) -> AwsError:
+    # EC2 answers every credential failure with AuthFailure (EC2 error codes); IAM and STS name the token.
     if service == "ec2":
         return AwsError("AuthFailure", "AWS was not able to validate the provided access credentials", status=401)
     return AwsError("InvalidClientTokenId", "The security token included in the request is invalid.", status=403)
 
 
-def resolve(settings: Settings, access_key_id: str, service: str) -> tuple[Principal, str]:
-    if access_key_id == settings.root_access_key:
-        account = settings.account_id
-        return Principal(kind="root", arn=f"arn:aws:iam::{account}:root", user_id=account, account_id=account), (
-            settings.root_secret_key
-        )
-    raise unknown_key(service)
+def expired_token(service: str) -> AwsError:
+    if service == "ec2":
+        return invalid_token(service)
+    return AwsError("ExpiredToken", "The security token included in the request is expired", status=403)
+
+
+def root(settings: Settings) -> Principal:
+    account = settings.account_id
+    return Principal(kind="root", arn=f"arn:aws:iam::{account}:root", user_id=account, account_id=account)
+
+
+def resolve(
+    tx: Tx | None, settings: Settings, signed: SignedRequest, service: str, now: datetime
+) -> tuple[Principal, str]:
+    """The principal behind the request's access key; unknown, inactive, deleted or expired keys are refused the way
+    AWS refuses them. The signature itself is checked afterwards with the secret returned here."""
+    key = signed.access_key_id
+    if key == settings.root_access_key and signed.security_token is None:
+        return root(settings), settings.root_secret_key
+    if tx is None:
+        raise invalid_token(service)
+    if key.startswith(ids.TEMPORARY_KEY_PREFIX):
+        return _session(tx, signed, service, now)
+    if signed.security_token is not None:
+        raise invalid_token(service)  # a long-term key never carries a session token
+    row = tx.execute(_USER_KEY, {"key": key}).first()
+    if row is None or row.status != "Active":
+        raise invalid_token(service)
+    arn = ids.iam_arn(row.account_id, "user", row.path, row.name)
+    principal = Principal(
+        kind="user",
+        arn=arn,
+        user_id=row.id,
+        account_id=row.account_id,
+        name=row.name,
+        entity_id=row.id,
+        entity_arn=arn,
+    )
+    return principal, row.secret
+
+
+def _session(tx: Tx, signed: SignedRequest, service: str, now: datetime) -> tuple[Principal, str]:
+    session = sts_sessions.find(tx, signed.access_key_id)
+    token = signed.security_token
+    if session is None or token is None or not hmac.compare_digest(session.token.encode(), token.encode()):
+        raise invalid_token(service)
+    if session.expiration <= now:
+        raise expired_token(service)
+    role_name = session.role_arn.rsplit("/", 1)[-1]
+    principal = Principal(
+        kind="assumed-role",
+        arn=sts_sessions.assumed_role_arn(session.account_id, role_name, session.session_name),
+        user_id=f"{session.role_id}:{session.session_name}",
+        account_id=session.account_id,
+        name=role_name,
+        entity_id=session.role_id,
+        entity_arn=session.role_arn,
+        session_name=session.session_name,
+        session_policy=session.session_policy,
+        token_issued=session.create_date,
+        source_instance=session.instance_id,
+    )
+    return principal, session.secret

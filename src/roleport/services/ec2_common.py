@@ -251,6 +251,13 @@ _PROFILE_BY_NAME = Prepared(
 )
 
 
+_PROFILE_ROLE = Prepared(
+    select(schema.roles.c.path, schema.roles.c.name)
+    .join(schema.profile_roles, schema.profile_roles.c.role_id == schema.roles.c.id)
+    .where(schema.profile_roles.c.profile_id == bindparam("profile"))
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Profile:
     arn: str
@@ -288,6 +295,12 @@ def _profile_named(ctx: Ctx, name: str) -> Profile | None:
     row = ctx.tx.execute(_PROFILE_BY_NAME, {"account": ctx.account_id, "key": name.lower()}).first()
     if row is None:
         return None
+    role = ctx.tx.execute(_PROFILE_ROLE, {"profile": row.id}).first()
+    if role is not None:
+        # Giving an instance a profile passes its role to EC2: the caller needs iam:PassRole on the role, with
+        # iam:PassedToService ec2.amazonaws.com (IAM User Guide, "Using instance profiles" and "PassRole").
+        role_arn = ids.iam_arn(row.account_id, "role", role.path, role.name)
+        ctx.authorize("iam:PassRole", role_arn, {"iam:PassedToService": ["ec2.amazonaws.com"]})
     return Profile(ids.iam_arn(row.account_id, "instance-profile", row.path, row.name), row.id)
 
 

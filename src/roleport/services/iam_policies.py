@@ -37,6 +37,14 @@ def find_policy(ctx: Ctx, arn: str) -> Row:
     return row
 
 
+def default_document(ctx: Ctx, policy: Row) -> str:
+    """The document of a policy's default version."""
+    query = select(versions.c.document).where(
+        versions.c.policy_id == policy.id, versions.c.version_id == policy.default_version_id
+    )
+    return str(ctx.tx.execute(query).scalar_one())
+
+
 def _customer_policy(ctx: Ctx, arn: str) -> Row:
     row = find_policy(ctx, arn)
     if row.account_id == AWS_ACCOUNT:

@@ -1,0 +1,210 @@
+"""IAM users: create, read, list, rename, delete and user tags; who "the calling user" is when a name is left out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import bindparam, delete, exists, func, select, update
+
+from roleport import ids
+from roleport.context import Ctx, Params
+from roleport.errors import AwsError
+from roleport.services import iam_common
+from roleport.services.registry import operation
+from roleport.store import db, schema
+from roleport.store.db import Prepared, Row, Tx
+
+users = schema.users
+user_tags = schema.user_tags
+
+# IAM quotas page: "IAM users per account: 5000", not adjustable; the message is AWS's (seen in cloud-credential-
+# operator reports of real LimitExceeded answers).
+USERS_PER_ACCOUNT = 5000
+
+_USER_BY_NAME = Prepared(
+    select(users).where(users.c.account_id == bindparam("account"), users.c.name_key == bindparam("key"))
+)
+_USER_BY_ID = Prepared(select(users).where(users.c.id == bindparam("id")))
+# A writer that must see the user stay put (its keys counted, its deletion checked) holds the row on PostgreSQL, so
+# CreateAccessKey and DeleteUser cannot interleave; SQLite already runs one writer at a time and ignores FOR UPDATE.
+_LOCK_USER = Prepared(select(users.c.id).where(users.c.id == bindparam("id")).with_for_update())
+_TAGS = Prepared(
+    select(user_tags.c.key, user_tags.c.value)
+    .where(user_tags.c.owner_id == bindparam("owner"))
+    .order_by(user_tags.c.key)
+)
+
+
+def _no_such_user(name: str) -> AwsError:
+    return AwsError("NoSuchEntity", f"The user with name {name} cannot be found.")
+
+
+def find_user(tx: Tx, account_id: str, name: str) -> Row:
+    row = tx.execute(_USER_BY_NAME, {"account": account_id, "key": name.lower()}).first()
+    if row is None:
+        raise _no_such_user(name)
+    return row
+
+
+def lock_user(tx: Tx, row: Row) -> None:
+    """Hold the user's row for the rest of the transaction; it may have been deleted since it was read."""
+    if tx.execute(_LOCK_USER, {"id": row.id}).first() is None:
+        raise _no_such_user(row.name)
+
+
+def target_user(ctx: Ctx, name: str | None) -> Row | None:
+    """The user an operation names or, without a name, the IAM user whose key signed the request (GetUser,
+    CreateAccessKey, ListAccessKeys… references: "IAM determines the user name implicitly based on the access key ID
+    used to sign the request"). None means the root user, whose own credentials are then meant."""
+    if name is not None:
+        return find_user(ctx.tx, ctx.account_id, name)
+    principal = ctx.principal
+    if principal.kind == "root":
+        return None
+    if principal.kind == "user":
+        row = ctx.tx.execute(_USER_BY_ID, {"id": principal.user_id}).first()
+        if row is None:
+            raise _no_such_user(principal.arn.rsplit("/", 1)[-1])
+        return row
+    # Role sessions are not IAM users: AWS answers this ValidationError (seen for GetUser, ListAccessKeys and
+    # DeleteAccessKey called with assumed-role credentials).
+    raise AwsError("ValidationError", "Must specify userName when calling with non-User credentials", status=400)
+
+
+def tags_of(tx: Tx, user_id: str) -> list[dict[str, str]]:
+    return [{"Key": row.key, "Value": row.value} for row in tx.execute(_TAGS, {"owner": user_id})]
+
+
+def user_out(row: Row, *, tags: list[dict[str, str]] | None = None, full: bool = False) -> dict[str, Any]:
+    """A User as IAM sends it. ListUsers omits PermissionsBoundary and Tags (ListUsers reference); GetUser
+    (full=True) carries them. PasswordLastUsed is absent because roleport users have no console password, which is
+    how IAM shows a user that never signed in with one."""
+    out: dict[str, Any] = {
+        "Path": row.path,
+        "UserName": row.name,
+        "UserId": row.id,
+        "Arn": ids.iam_arn(row.account_id, "user", row.path, row.name),
+        "CreateDate": row.create_date,
+    }
+    if full and row.permissions_boundary:
+        out["PermissionsBoundary"] = {
+            "PermissionsBoundaryType": "PermissionsBoundaryPolicy",
+            "PermissionsBoundaryArn": row.permissions_boundary,
+        }
+    if tags:
+        out["Tags"] = tags
+    return out
+
+
+def _root_out(ctx: Ctx) -> dict[str, Any]:
+    # GetUser signed by the root user describes the account: UserId is the account id and the ARN ends in ":root",
+    # with no UserName or Path (real responses quoted in brendanhay/amazonka#102 and 99designs/aws-vault#152).
+    # CreateDate would be the account's creation, which roleport does not record, so it is left out too.
+    return {"UserId": ctx.account_id, "Arn": ctx.principal.arn}
+
+
+def _check_boundary(ctx: Ctx, arn: str | None) -> None:
+    if arn is None:
+        return
+    found = ctx.tx.execute(select(schema.policies.c.id).where(schema.policies.c.arn == arn)).first()
+    if found is None:
+        raise AwsError("NoSuchEntity", f"Scope ARN: {arn} does not exist or is not attachable.")
+
+
+@operation("iam", "CreateUser")
+def create_user(ctx: Ctx, p: Params) -> dict[str, Any]:
+    _check_boundary(ctx, p.get("PermissionsBoundary"))
+    count = ctx.tx.execute(select(func.count()).select_from(users).where(users.c.account_id == ctx.account_id))
+    if count.scalar_one() >= USERS_PER_ACCOUNT:
+        raise AwsError("LimitExceeded", f"Cannot exceed quota for UsersPerAccount: {USERS_PER_ACCOUNT}")
+    name = p["UserName"]
+    user_id = ids.unique_id(ids.USER_PREFIX)
+    statement = users.insert().values(
+        id=user_id,
+        account_id=ctx.account_id,
+        name=name,
+        name_key=name.lower(),
+        path=p.get("Path", "/"),
+        create_date=ctx.now,
+        permissions_boundary=p.get("PermissionsBoundary"),
+    )
+    ctx.tx.insert_unique(statement, None, AwsError("EntityAlreadyExists", f"User with name {name} already exists."))
+    quota = ctx.settings.quotas.tags_per_resource
+    iam_common.put_tags(ctx.tx, user_tags, user_id, p.get("Tags", []), "TagsPerUser", quota)
+    row = ctx.tx.execute(_USER_BY_ID, {"id": user_id}).one()
+    return {"User": user_out(row, tags=tags_of(ctx.tx, user_id), full=True)}
+
+
+@operation("iam", "GetUser")
+def get_user(ctx: Ctx, p: Params) -> dict[str, Any]:
+    row = target_user(ctx, p.get("UserName"))
+    if row is None:
+        return {"User": _root_out(ctx)}
+    return {"User": user_out(row, tags=tags_of(ctx.tx, row.id), full=True)}
+
+
+@operation("iam", "ListUsers")
+def list_users(ctx: Ctx, p: Params) -> dict[str, Any]:
+    marker, limit = iam_common.page_params(p)
+    query = select(users).where(users.c.account_id == ctx.account_id)
+    prefix = iam_common.path_filter(users.c.path, p.get("PathPrefix"))
+    if prefix is not None:
+        query = query.where(prefix)
+    page = db.page(ctx.tx, query, [users.c.name_key], marker, limit)
+    return iam_common.paged(page, "Users", [user_out(row) for row in page[0]])
+
+
+@operation("iam", "UpdateUser")
+def update_user(ctx: Ctx, p: Params) -> dict[str, Any]:
+    row = find_user(ctx.tx, ctx.account_id, p["UserName"])
+    changes: dict[str, Any] = {}
+    if "NewPath" in p:
+        changes["path"] = p["NewPath"]
+    new_name = p.get("NewUserName")
+    if new_name is not None:
+        changes.update(name=new_name, name_key=new_name.lower())
+    if changes:
+        # A rename keeps the user's id, keys and policies (UpdateUser reference); the unique name index refuses a
+        # name another user holds, in any case.
+        taken = AwsError("EntityAlreadyExists", f"User with name {new_name} already exists.")
+        ctx.tx.insert_unique(update(users).where(users.c.id == row.id).values(changes), None, taken)
+    return {}
+
+
+@operation("iam", "DeleteUser")
+def delete_user(ctx: Ctx, p: Params) -> dict[str, Any]:
+    row = find_user(ctx.tx, ctx.account_id, p["UserName"])
+    lock_user(ctx.tx, row)
+    # DeleteUser reference: access keys, inline policies and attached policies must go first, in that order of its
+    # list; the messages are AWS's DeleteConflict texts.
+    conflicts = (
+        (schema.access_keys, "Cannot delete entity, must delete access keys first."),
+        (schema.user_inline_policies, "Cannot delete entity, must delete policies first."),
+        (schema.user_policy_attachments, "Cannot delete entity, must detach all policies first."),
+    )
+    for table, message in conflicts:
+        if ctx.tx.execute(select(exists().where(table.c.user_id == row.id))).scalar():
+            raise AwsError("DeleteConflict", message)
+    ctx.tx.execute(delete(users).where(users.c.id == row.id))
+    return {}
+
+
+@operation("iam", "TagUser")
+def tag_user(ctx: Ctx, p: Params) -> dict[str, Any]:
+    row = find_user(ctx.tx, ctx.account_id, p["UserName"])
+    quota = ctx.settings.quotas.tags_per_resource
+    iam_common.put_tags(ctx.tx, user_tags, row.id, p["Tags"], "TagsPerUser", quota)
+    return {}
+
+
+@operation("iam", "UntagUser")
+def untag_user(ctx: Ctx, p: Params) -> dict[str, Any]:
+    row = find_user(ctx.tx, ctx.account_id, p["UserName"])
+    iam_common.remove_tags(ctx.tx, user_tags, row.id, p["TagKeys"])
+    return {}
+
+
+@operation("iam", "ListUserTags")
+def list_user_tags(ctx: Ctx, p: Params) -> dict[str, Any]:
+    row = find_user(ctx.tx, ctx.account_id, p["UserName"])
+    return iam_common.list_tags(ctx.tx, user_tags, row.id, p)
