@@ -135,3 +135,26 @@ def test_role_chaining_is_limited_to_one_hour(server: Server, iam: Any, name: An
     error = error_of(chained.assume_role, RoleArn=second["Role"]["Arn"], RoleSessionName="c2", DurationSeconds=7200)
     assert "1 hour session limit for roles assumed by role chaining" in error["Message"]
     assert chained.assume_role(RoleArn=second["Role"]["Arn"], RoleSessionName="c3")["AssumedRoleUser"]
+
+
+def test_presigned_get_caller_identity_url(server: Server, iam: Any, name: Any) -> None:
+    import urllib.request
+
+    creds = user_with_key(server, iam, name("presign"))
+    url = client_as(server, "sts", creds).generate_presigned_url("get_caller_identity", ExpiresIn=300, HttpMethod="GET")
+    assert "X-Amz-Signature=" in url
+    with urllib.request.urlopen(url, timeout=10) as response:
+        body = response.read().decode()
+    assert f"<Arn>arn:aws:iam::{ACCOUNT}:user/{name('presign')}</Arn>" in body
+
+
+def test_request_signed_twenty_minutes_ago_is_expired(server: Server, monkeypatch: Any) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    import botocore.auth
+
+    signed_at = (datetime.now(UTC) - timedelta(minutes=20)).replace(tzinfo=None)
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda *args, **kwargs: signed_at)
+    error = error_of(server.client("sts").get_caller_identity)
+    assert (error["Code"], error["Status"]) == ("SignatureDoesNotMatch", 403)
+    assert error["Message"].startswith(f"Signature expired: {signed_at.strftime('%Y%m%dT%H%M%SZ')} is now earlier than")
