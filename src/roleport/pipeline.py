@@ -13,8 +13,8 @@ from urllib.parse import parse_qsl
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
 
+from roleport.auth import identity, resources, sigv4
 from roleport.auth import principal as principals
-from roleport.auth import resources, sigv4
 from roleport.auth.access import Access
 from roleport.config import Settings
 from roleport.context import Ctx
@@ -105,10 +105,12 @@ class Pipeline:
                 raise AwsError("DryRunOperation", "Request would have succeeded, but DryRun flag is set.", status=412)
             ctx = Ctx(request_id=rid, now=now, settings=self.settings, principal=principal, tx=tx, authorize=access)
             result = handler.handler(ctx, params)
+            if handler.write and service == "iam":
+                tx.execute(identity.BUMP_GENERATION)  # what was derived from IAM state must be derived again
         return xml.serialize(service, operation, result, rid)
 
     def _authorize(self, access: Access, service: str, operation: str, params: dict[str, Any]) -> None:
-        look = resources.Lookup(access.tx, access.principal, self.settings.region)
+        look = resources.Lookup(access.tx, access.principal, self.settings.region, access.generation())
         extra: dict[str, list[str]] = {}
         tags = resources.request_tags(params)
         if tags:

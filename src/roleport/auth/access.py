@@ -43,6 +43,7 @@ class Access:
         self.region = region
         self._sets: identity.PolicySets | None = None
         self._context: dict[str, list[str]] | None = None
+        self._generation: int | None = None
 
     def check(self, action: str, resource: Resource, extra: dict[str, list[str]] | None = None) -> None:
         if self.principal.kind == "root":
@@ -53,7 +54,16 @@ class Access:
         if extra:
             context.update(extra)
         request = Request(action, resource.arn, context)
-        decision = authorize(sets.identity, request, session=sets.session, boundary=sets.boundary)
+        # The decision depends on the policies, the action, the resource and only those context keys the policies
+        # mention, so it is kept under exactly those: repeated calls skip the evaluation, never a changed input.
+        lowered = {key.lower(): tuple(values) for key, values in context.items()}
+        sets_key = identity.sets_key(self.principal, self.generation())
+        mentioned = self.tx.remember(("mentioned", sets_key), lambda: identity.mentioned_keys(sets))
+        inputs = tuple((key, lowered.get(key, ())) for key in mentioned)
+        key = ("decision", sets_key, action, resource.arn, inputs)
+        decision = self.tx.remember(
+            key, lambda: authorize(sets.identity, request, session=sets.session, boundary=sets.boundary)
+        )
         if decision.decision != ALLOWED:
             raise self._denied(request, decision, sets)
 
@@ -74,8 +84,13 @@ class Access:
 
     def _policy_sets(self) -> identity.PolicySets:
         if self._sets is None:
-            self._sets = identity.policy_sets(self.tx, self.principal)
+            self._sets = identity.policy_sets(self.tx, self.principal, self.generation())
         return self._sets
+
+    def generation(self) -> int:
+        if self._generation is None:
+            self._generation = identity.generation(self.tx)
+        return self._generation
 
     def base_context(self) -> dict[str, list[str]]:
         """The global condition keys AWS puts in every request context (Global condition context keys page)."""
@@ -88,7 +103,7 @@ class Access:
             "aws:PrincipalAccount": [p.account_id],
             "aws:PrincipalType": ["User" if p.kind == "user" else "AssumedRole"],
             "aws:SourceIp": [self.source_ip],
-            "aws:CurrentTime": [self.now.strftime("%Y-%m-%dT%H:%M:%SZ")],
+            "aws:CurrentTime": [_iso(self.now)],
             "aws:EpochTime": [str(int(self.now.timestamp()))],
             "aws:SecureTransport": ["false"],
             "aws:RequestedRegion": [self.region],
@@ -97,14 +112,18 @@ class Access:
         if p.kind == "user":
             context["aws:username"] = [p.name]
         if p.token_issued is not None:
-            context["aws:TokenIssueTime"] = [p.token_issued.strftime("%Y-%m-%dT%H:%M:%SZ")]
+            context["aws:TokenIssueTime"] = [_iso(p.token_issued)]
             context["aws:MultiFactorAuthPresent"] = ["false"]
         if p.source_instance is not None:
             context["ec2:SourceInstanceARN"] = [
                 f"arn:aws:ec2:{self.region}:{p.account_id}:instance/{p.source_instance}"
             ]
-        for row in self.tx.execute(_TAGS[p.kind], {"owner": p.entity_id}):
-            context[f"aws:PrincipalTag/{row.key}"] = [row.value]
+        key = ("principal-tags", p.kind, p.entity_id, self.generation())
+        tags = self.tx.remember(
+            key, lambda: [(r.key, r.value) for r in self.tx.execute(_TAGS[p.kind], {"owner": p.entity_id})]
+        )
+        for tag_key, value in tags:
+            context[f"aws:PrincipalTag/{tag_key}"] = [value]
         self._context = context
         return context
 
@@ -133,6 +152,10 @@ class Access:
             f"{encoded}",
             status=403,
         )
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _reason(request: Request, decision: Decision, sets: identity.PolicySets) -> str:

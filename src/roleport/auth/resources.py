@@ -56,6 +56,7 @@ class Lookup:
     tx: Tx
     principal: Principal
     region: str
+    iam_generation: int
 
     @property
     def account(self) -> str:
@@ -63,6 +64,10 @@ class Lookup:
 
     def iam(self, kind: str, name: str, path: str | None = None) -> Resource:
         """An existing entity's ARN (with its path) and tags; one that does not exist yet gets the given path."""
+        key = ("iam-resource", kind, self.account, name.lower(), path, self.iam_generation)
+        return self.tx.remember(key, lambda: self._iam(kind, name, path))  # type: ignore[no-any-return]
+
+    def _iam(self, kind: str, name: str, path: str | None) -> Resource:
         row_query, tags_query = _LOOKUPS[kind]
         row = self.tx.execute(row_query, {"account": self.account, "key": name.lower()}).first()
         if row is None:

@@ -47,8 +47,9 @@ def _no_such_key(key_id: str) -> AwsError:
     return AwsError("NoSuchEntity", f"The Access Key with id {key_id} cannot be found.")
 
 
-def _owned_key(ctx: Ctx, p: Params) -> Row:
-    """The user that owns AccessKeyId: the one named, else the caller. A key of anyone else is "not found"."""
+def _key_owner(ctx: Ctx, p: Params) -> Row:
+    """The user that owns AccessKeyId, which must be the one named or else the caller; anyone else's key is "not
+    found"."""
     user = target_user(ctx, p.get("UserName"))
     key_id = p["AccessKeyId"]
     if user is None:
@@ -101,7 +102,7 @@ def list_access_keys(ctx: Ctx, p: Params) -> dict[str, Any]:
 
 @operation("iam", "UpdateAccessKey")
 def update_access_key(ctx: Ctx, p: Params) -> dict[str, Any]:
-    user = _owned_key(ctx, p)
+    user = _key_owner(ctx, p)
     status = p["Status"]
     if status not in ("Active", "Inactive"):
         # The model's enum also lists Expired, which only AWS sets; a caller may choose Active or Inactive
@@ -113,7 +114,7 @@ def update_access_key(ctx: Ctx, p: Params) -> dict[str, Any]:
 
 @operation("iam", "DeleteAccessKey")
 def delete_access_key(ctx: Ctx, p: Params) -> dict[str, Any]:
-    user = _owned_key(ctx, p)
+    user = _key_owner(ctx, p)
     ctx.tx.execute(delete(keys).where(keys.c.id == p["AccessKeyId"], keys.c.user_id == user.id))
     return {}
 

@@ -145,7 +145,7 @@ def simulate_principal_policy(ctx: Ctx, p: Params) -> dict[str, Any]:
         entity_id=row.id,
         entity_arn=arn,
     )
-    sets = identity.policy_sets(ctx.tx, principal)
+    sets = identity.policy_sets(ctx.tx, principal, identity.generation(ctx.tx))
     texts = _principal_texts(ctx, kind, row)
     given, given_texts = _inputs(p, "PolicyInputList", "PolicyInputList")
     sets = identity.PolicySets(sets.identity + tuple(given), None, sets.boundary)

@@ -50,6 +50,7 @@ class _Compiled:
 
 
 _PER_CALL = _Compiled("", None, None, None)
+_MISSING = object()
 
 
 class Result:
@@ -89,12 +90,21 @@ class Tx:
     """One transaction on one pooled driver connection."""
 
     def __init__(
-        self, driver: Any, dialect: Dialect, integrity_error: type[Exception], cache: dict[Any, _Compiled]
+        self,
+        driver: Any,
+        dialect: Dialect,
+        integrity_error: type[Exception],
+        cache: dict[Any, _Compiled],
+        memo: dict[Any, Any],
     ) -> None:
         self.driver = driver
         self.dialect = dialect
         self.integrity_error = integrity_error
         self.cache = cache
+        # Values derived from the store that are keyed so they can never go stale: by rows that never change once
+        # written (a policy version's document) or by the IAM change counter. Shared by every transaction, so a hot
+        # read need not fetch or parse them again.
+        self.memo = memo
 
     def execute(
         self, statement: ClauseElement | Prepared, params: dict[str, Any] | list[dict[str, Any]] | None = None
@@ -111,6 +121,15 @@ class Tx:
             return Result(rows, cursor.rowcount)
         finally:
             cursor.close()
+
+    def remember(self, key: Any, make: Callable[[], Any]) -> Any:
+        """The memo's value for key, made (and kept) on first use; the memo is bounded by starting over when full."""
+        found = self.memo.get(key, _MISSING)
+        if found is _MISSING:
+            if len(self.memo) > 20_000:
+                self.memo.clear()
+            found = self.memo[key] = make()
+        return found
 
     def insert_unique(
         self, statement: ClauseElement | Prepared, params: dict[str, Any] | None, error: AwsError
@@ -228,6 +247,7 @@ class Store:
         self.dialect = self.engine.dialect
         self.integrity_error: type[Exception] = self.dialect.loaded_dbapi.IntegrityError
         self.compiled: dict[Any, _Compiled] = {}  # statement shape → compiled SQL, shared by all transactions
+        self.memo: dict[Any, Any] = {}
         self._local = threading.local()
         self._held: list[Any] = []
 
@@ -242,6 +262,8 @@ class Store:
                 conn.execute(schema.schema_info.insert().values(key="schema_version", value=str(schema.SCHEMA_VERSION)))
             elif int(found) > schema.SCHEMA_VERSION:
                 raise RuntimeError(f"the database has schema version {found}, newer than this roleport knows")
+            if conn.execute(select(schema.counters.c.value).where(schema.counters.c.name == "iam")).first() is None:
+                conn.execute(schema.counters.insert().values(name="iam", value=0))
 
     @contextmanager
     def transaction(self, write: bool) -> Iterator[Tx]:
@@ -250,7 +272,7 @@ class Store:
             # A writer takes SQLite's write lock when it begins, so two writers never deadlock on an upgrade.
             driver.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
-                yield Tx(driver, self.dialect, self.integrity_error, self.compiled)
+                yield Tx(driver, self.dialect, self.integrity_error, self.compiled, self.memo)
             except BaseException:
                 driver.rollback()
                 raise
@@ -260,7 +282,7 @@ class Store:
         try:
             driver = pooled.driver_connection
             try:
-                yield Tx(driver, self.dialect, self.integrity_error, self.compiled)
+                yield Tx(driver, self.dialect, self.integrity_error, self.compiled, self.memo)
             except BaseException:
                 driver.rollback()
                 raise

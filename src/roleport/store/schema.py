@@ -333,3 +333,13 @@ server_secrets = Table(
     Column("name", String(64), primary_key=True),
     Column("value", String(256), nullable=False),
 )
+
+# Bumped by every IAM change, in the change's own transaction: what was derived from IAM state (a principal's
+# parsed policies, a resource's path and tags) stays valid while the counter stands still, so authorization need not
+# read it again on every call.
+counters = Table(
+    "counters",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("value", Integer, nullable=False),
+)
