@@ -179,3 +179,12 @@ def test_aws_managed_policy_cannot_be_deleted(iam: Any) -> None:
 
 def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
+
+
+def test_policy_attached_to_a_user_counts_and_cannot_be_deleted(iam: Any, name: Any) -> None:
+    arn = iam.create_policy(PolicyName=name("user-held"), PolicyDocument=json.dumps(S3_READ))["Policy"]["Arn"]
+    iam.create_user(UserName=name("holder"))
+    iam.attach_user_policy(UserName=name("holder"), PolicyArn=arn)
+    assert iam.get_policy(PolicyArn=arn)["Policy"]["AttachmentCount"] == 1
+    assert error_of(iam.delete_policy, PolicyArn=arn)["Code"] == "DeleteConflict"
+    assert arn in [p["Arn"] for p in iam.list_policies(Scope="Local", OnlyAttached=True)["Policies"]]

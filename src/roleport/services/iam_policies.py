@@ -22,6 +22,7 @@ from roleport.store.db import Row, Tx
 policies = schema.policies
 versions = schema.policy_versions
 attachments = schema.role_policy_attachments
+user_attachments = schema.user_policy_attachments
 
 AWS_ACCOUNT = "aws"
 _POLICY_ARN = regex.compile(r"arn:aws:iam::(aws|\d{12}):policy(/[\x21-\x7e]*)?/[\w+=,.@-]+")
@@ -53,7 +54,15 @@ def _customer_policy(ctx: Ctx, arn: str) -> Row:
 
 
 def policy_out(tx: Tx, row: Row, *, tags: list[dict[str, str]] | None = None) -> dict[str, Any]:
-    attached = tx.execute(select(func.count()).select_from(attachments).where(attachments.c.policy_id == row.id))
+    attached = tx.execute(
+        select(
+            select(func.count()).select_from(attachments).where(attachments.c.policy_id == row.id).scalar_subquery()
+            + select(func.count())
+            .select_from(user_attachments)
+            .where(user_attachments.c.policy_id == row.id)
+            .scalar_subquery()
+        )
+    )
     out: dict[str, Any] = {
         "PolicyName": row.name,
         "PolicyId": row.id,
@@ -136,7 +145,10 @@ def list_policies(ctx: Ctx, p: Params) -> dict[str, Any]:
     if prefix is not None:
         query = query.where(prefix)
     if p.get("OnlyAttached"):
-        query = query.where(exists().where(attachments.c.policy_id == policies.c.id))
+        query = query.where(
+            exists().where(attachments.c.policy_id == policies.c.id)
+            | exists().where(user_attachments.c.policy_id == policies.c.id)
+        )
     if p.get("PolicyUsageFilter") == "PermissionsBoundary":
         boundaries = select(schema.roles.c.permissions_boundary).where(schema.roles.c.account_id == ctx.account_id)
         query = query.where(policies.c.arn.in_(boundaries))
@@ -148,7 +160,8 @@ def list_policies(ctx: Ctx, p: Params) -> dict[str, Any]:
 @operation("iam", "DeletePolicy")
 def delete_policy(ctx: Ctx, p: Params) -> dict[str, Any]:
     row = _customer_policy(ctx, p["PolicyArn"])
-    if ctx.tx.execute(select(exists().where(attachments.c.policy_id == row.id))).scalar():
+    held = exists().where(attachments.c.policy_id == row.id) | exists().where(user_attachments.c.policy_id == row.id)
+    if ctx.tx.execute(select(held)).scalar():
         raise AwsError("DeleteConflict", "Cannot delete a policy attached to entities.")
     others = ctx.tx.execute(
         select(func.count()).select_from(versions).where(versions.c.policy_id == row.id)
