@@ -1,19 +1,23 @@
-"""The ASGI application: the AWS endpoint at `/`, and roleport's own routes beside it."""
+"""The ASGI application: the AWS endpoint at `/`, instance metadata at `/imds/{instance_id}/`, and roleport's own
+routes beside them."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from roleport import __version__
+from roleport import __version__, imds, imds_server
+from roleport.auth import sigv4
 from roleport.config import Settings
+from roleport.errors import AwsError
 from roleport.pipeline import AwsEndpoint, Clock, Pipeline, system_clock
 from roleport.protocol import spec
 from roleport.services import iam_policies
@@ -22,14 +26,26 @@ from roleport.store.db import Store
 
 def build_app(settings: Settings, clock: Clock = system_clock) -> ASGIApp:
     store = Store(settings.store_url)
-    aws = AwsEndpoint(Pipeline(settings, store, clock), inline=store.kind == "sqlite")
+    inline = store.kind == "sqlite"  # as for AWS calls: SQLite answers faster than a thread hop (pipeline.py)
+    aws = AwsEndpoint(Pipeline(settings, store, clock), inline=inline)
+    metadata = imds.MetadataService(settings, store, clock)
+
+    async def respond(instance_id: str, method: str, path: str, headers: Mapping[str, str]) -> imds.Reply | None:
+        if inline:
+            return metadata.handle(instance_id, method, path, headers)
+        return await run_in_threadpool(metadata.handle, instance_id, method, path, headers)
+
+    metadata_paths = imds_server.PathEndpoint(respond)
+    listeners = imds_server.Listeners(settings.host, respond)
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         store.create()
         with store.transaction(write=True) as tx:
             iam_policies.seed_aws_managed_policies(tx)
+        metadata.load_key()
         yield
+        await listeners.close()
         store.dispose()
 
     async def health(_request: Request) -> Response:
@@ -37,14 +53,59 @@ def build_app(settings: Settings, clock: Clock = system_clock) -> ASGIApp:
             {"status": "ok", "version": __version__, "services": list(spec.SERVICES), "store": store.kind}
         )
 
-    routes: list[Any] = [Route("/_roleport/health", health, methods=["GET"])]
+    async def metadata_endpoint(request: Request) -> Response:
+        """Where an instance's own metadata listener is (opening it), for `roleport exec`; root credentials only."""
+        try:
+            _check_root(settings, request, await request.body(), clock)
+        except AwsError as failure:
+            return _error(failure.code, failure.message, failure.status or 403)
+        instance_id = request.path_params["instance_id"]
+        account = (
+            metadata.account_of(instance_id) if inline else await run_in_threadpool(metadata.account_of, instance_id)
+        )
+        if account != settings.account_id:
+            return _error("InvalidInstanceID.NotFound", f"The instance ID '{instance_id}' does not exist", 404)
+        port = await listeners.port(instance_id)
+        host = request.url.hostname or "127.0.0.1"
+        host = f"[{host}]" if ":" in host else host
+        return JSONResponse(
+            {
+                "InstanceId": instance_id,
+                "Endpoint": f"http://{host}:{port}/",
+                "PathEndpoint": f"{settings.endpoint_url}/imds/{instance_id}/",
+            }
+        )
+
+    routes: list[Any] = [
+        Route("/_roleport/health", health, methods=["GET"]),
+        Route("/_roleport/instances/{instance_id}/metadata-endpoint", metadata_endpoint, methods=["GET"]),
+    ]
     site = Starlette(routes=routes, lifespan=lifespan)
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         # AWS SDKs send every IAM, STS and EC2 call to the endpoint's root path.
         if scope["type"] == "http" and scope["path"] == "/":
             await aws(scope, receive, send)
+        elif scope["type"] == "http" and scope["path"].startswith(imds_server.PATH_PREFIX):
+            await metadata_paths(scope, receive, send)
         else:
             await site(scope, receive, send)
 
     return app
+
+
+def _check_root(settings: Settings, request: Request, body: bytes, clock: Clock) -> None:
+    """SigV4 by the root key, under any service name in the scope; raises AwsError otherwise."""
+    headers = {name.lower(): value for name, value in request.headers.items()}
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    signed = sigv4.parse(request.method, query, headers)
+    if signed is None:
+        raise AwsError("MissingAuthenticationToken", "Request is missing Authentication Token", status=403)
+    if signed.access_key_id != settings.root_access_key:
+        raise AwsError("InvalidClientTokenId", "The security token included in the request is invalid.", status=403)
+    raw_path = request.scope.get("raw_path", b"/").decode("latin-1").split("?", 1)[0]
+    sigv4.verify(signed, request.method, raw_path, query, headers, body, settings.root_secret_key, clock())
+
+
+def _error(code: str, message: str, status: int) -> Response:
+    return JSONResponse({"Error": {"Code": code, "Message": message}}, status_code=status)

@@ -1,12 +1,17 @@
-"""The `roleport` command: serve, env, version."""
+"""The `roleport` command: serve, env, exec, version."""
 
 from __future__ import annotations
 
+import json
+import os
 import shlex
 import sys
-from collections.abc import Callable
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 import click
 import uvicorn
@@ -14,6 +19,7 @@ import uvicorn
 from roleport import __version__
 from roleport.config import (
     DEFAULT_ACCOUNT_ID,
+    DEFAULT_CREDENTIAL_LIFETIME_SECONDS,
     DEFAULT_PORT,
     DEFAULT_REGION,
     QUOTA_NAMES,
@@ -24,7 +30,7 @@ from roleport.config import (
 
 
 def _server_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Options shared by `serve` and `env`, so `env` describes the server `serve` would start."""
+    """Options shared by `serve`, `env` and `exec`, so `env` and `exec` describe the server `serve` would start."""
     options = [
         click.option("--host", envvar="ROLEPORT_HOST", default="127.0.0.1", show_default=True, help="Address to bind."),
         click.option("--port", envvar="ROLEPORT_PORT", default=DEFAULT_PORT, show_default=True, type=int),
@@ -55,6 +61,14 @@ def _server_options(command: Callable[..., Any]) -> Callable[..., Any]:
             help="How long EC2 instances and associations stay in a passing state (pending, stopping, associating...).",
         ),
         click.option(
+            "--credential-lifetime-seconds",
+            envvar="ROLEPORT_CREDENTIAL_LIFETIME_SECONDS",
+            default=DEFAULT_CREDENTIAL_LIFETIME_SECONDS,
+            show_default=True,
+            type=click.IntRange(min=1),
+            help="How long the role credentials an instance's metadata service hands out stay valid.",
+        ),
+        click.option(
             "--quota",
             "quotas",
             envvar="ROLEPORT_QUOTAS",
@@ -79,6 +93,7 @@ def _settings(
     root_secret_key: str | None,
     quotas: tuple[str, ...] = (),
     state_transition_seconds: float = 0.2,
+    credential_lifetime_seconds: int = DEFAULT_CREDENTIAL_LIFETIME_SECONDS,
 ) -> Settings:
     if bool(root_access_key) != bool(root_secret_key):
         raise click.UsageError("--root-access-key and --root-secret-key go together")
@@ -101,6 +116,7 @@ def _settings(
         root_secret_key=secret_key,
         quotas=limits,
         state_transition_seconds=state_transition_seconds,
+        credential_lifetime_seconds=credential_lifetime_seconds,
     )
 
 
@@ -165,3 +181,94 @@ def env(**options: Any) -> None:
     for name, value in lines.items():
         click.echo(f"export {name}={shlex.quote(value)}")
     click.echo("unset AWS_SESSION_TOKEN AWS_PROFILE")
+
+
+# What could otherwise make SDKs use credentials other than the instance's: keys and profiles, and the providers that
+# botocore and the JavaScript SDK try before instance metadata (container credentials, web identity).
+_NOT_ON_AN_INSTANCE = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_EC2_METADATA_DISABLED",
+    "AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_ROLE_ARN",
+    "AWS_ROLE_SESSION_NAME",
+)
+
+
+def instance_environment(base: Mapping[str, str], settings: Settings, metadata_endpoint: str) -> dict[str, str]:
+    """The environment of code on an instance: roleport as the AWS endpoint, the instance's metadata service, the
+    region, and no keys, profiles or config files (~/.aws stays out of it)."""
+    env = {name: value for name, value in base.items() if name not in _NOT_ON_AN_INSTANCE}
+    env.update(
+        AWS_ENDPOINT_URL=settings.endpoint_url,
+        AWS_EC2_METADATA_SERVICE_ENDPOINT=metadata_endpoint,
+        AWS_REGION=settings.region,
+        AWS_DEFAULT_REGION=settings.region,
+        AWS_CONFIG_FILE=os.devnull,
+        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+    )
+    # The metadata service and roleport are local: an HTTP proxy in the environment must not carry their requests.
+    host = urlsplit(metadata_endpoint).hostname or "127.0.0.1"
+    for proxy, exempt in (("HTTP_PROXY", "NO_PROXY"), ("http_proxy", "no_proxy")):
+        if env.get(proxy):
+            env[exempt] = ",".join(part for part in (env.get(exempt, ""), host) if part)
+    return env
+
+
+def _metadata_endpoint(settings: Settings, instance_id: str) -> str:
+    """Ask the server where the instance's metadata listener is, signing with the root key."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    url = f"{settings.endpoint_url}/_roleport/instances/{quote(instance_id, safe='')}/metadata-endpoint"
+    request = AWSRequest(method="GET", url=url)
+    SigV4Auth(Credentials(settings.root_access_key, settings.root_secret_key), "roleport", settings.region).add_auth(
+        request
+    )
+    prepared = request.prepare()
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # the server is local: never via a proxy
+    try:
+        with opener.open(urllib.request.Request(url, headers=dict(prepared.headers)), timeout=10) as response:
+            return str(json.load(response)["Endpoint"])
+    except urllib.error.HTTPError as failure:
+        with failure:
+            try:
+                found = json.load(failure)["Error"]
+                detail = f"{found['Code']}: {found['Message']}"
+            except (ValueError, KeyError, TypeError):
+                detail = f"HTTP {failure.code}"
+        hint = " (are --data-dir or --root-access-key/--root-secret-key the server's?)" if failure.code == 403 else ""
+        raise click.ClickException(f"roleport at {settings.endpoint_url} refused: {detail}{hint}") from None
+    except OSError as failure:
+        raise click.ClickException(f"cannot reach roleport at {settings.endpoint_url}: {failure}") from None
+
+
+@main.command("exec")
+@_server_options
+@click.argument("instance_id")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def exec_(instance_id: str, command: tuple[str, ...], **options: Any) -> None:
+    """Run COMMAND as code on instance INSTANCE_ID: its SDKs find the instance's role through its metadata service.
+    Put `--` before COMMAND so that its own options are not read as roleport's.
+
+    \b
+    roleport exec i-0abc... -- aws sts get-caller-identity
+    """
+    settings = _settings(**options)
+    env = instance_environment(os.environ, settings, _metadata_endpoint(settings, instance_id))
+    try:
+        os.execvpe(command[0], list(command), env)
+    except OSError as failure:
+        refusal = click.ClickException(f"cannot run {command[0]}: {failure.strerror}")
+        refusal.exit_code = 127  # as a shell answers a command it cannot run
+        raise refusal from None

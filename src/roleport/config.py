@@ -12,6 +12,9 @@ from roleport import ids
 DEFAULT_PORT = 7665
 DEFAULT_ACCOUNT_ID = "123456789012"
 DEFAULT_REGION = "us-east-1"
+# How long the role credentials an instance's metadata service hands out last: six hours, as EC2's do (their
+# Expiration is about six hours after LastUpdated); they are rotated before they expire (see imds.py).
+DEFAULT_CREDENTIAL_LIFETIME_SECONDS = 21600
 CREDENTIALS_FILE = "root-credentials.json"
 
 
@@ -63,6 +66,8 @@ class Settings:
     # How long EC2's passing states last (pending, stopping, shutting-down, associating, disassociating), so clients
     # and waiters see them; the stable state follows once the time has passed.
     state_transition_seconds: float = 0.2
+    # How long the role credentials an instance's metadata service hands out stay valid.
+    credential_lifetime_seconds: int = DEFAULT_CREDENTIAL_LIFETIME_SECONDS
 
     @property
     def store_url(self) -> str:

@@ -17,11 +17,11 @@ from roleport.auth import identity, resources, sigv4
 from roleport.auth import principal as principals
 from roleport.auth.access import Access
 from roleport.config import Settings
-from roleport.context import Ctx
+from roleport.context import Ctx, Principal
 from roleport.errors import AwsError
 from roleport.protocol import query, spec, validate, xml
 from roleport.services import registry
-from roleport.store.db import Store
+from roleport.store.db import Store, Tx
 
 log = logging.getLogger("roleport")
 
@@ -97,17 +97,34 @@ class Pipeline:
                 validate.validate(operation.input_shape, params, spec.service_model(service).protocol)
             if handler is None:
                 raise AwsError("NotImplemented", f"roleport does not implement {service}:{operation.name}.", status=501)
-            access = Access(tx, principal, service, now, request.client, self.settings.region)
-            if principal.kind != "root" and (service, operation.name) not in _UNCHECKED:
-                self._authorize(access, service, operation.name, params)
-            if params.get("DryRun"):
-                # EC2's DryRun asks only whether the caller may make the call; it changes and checks nothing else.
-                raise AwsError("DryRunOperation", "Request would have succeeded, but DryRun flag is set.", status=412)
-            ctx = Ctx(request_id=rid, now=now, settings=self.settings, principal=principal, tx=tx, authorize=access)
-            result = handler.handler(ctx, params)
-            if handler.write and service == "iam":
-                tx.execute(identity.BUMP_GENERATION)  # what was derived from IAM state must be derived again
+            result = self.run(tx, principal, handler, params, request_id=rid, now=now, client=request.client)
         return xml.serialize(service, operation, result, rid)
+
+    def run(
+        self,
+        tx: Tx,
+        principal: Principal,
+        handler: registry.OperationSpec,
+        params: dict[str, Any],
+        *,
+        request_id: str,
+        now: datetime,
+        client: str,
+    ) -> dict[str, Any]:
+        """Authorize a validated call, answer DryRun, run its handler, and note an IAM change: the steps the web
+        console shares with the wire (console/actions.py)."""
+        service = handler.service
+        access = Access(tx, principal, service, now, client, self.settings.region)
+        if principal.kind != "root" and (service, handler.name) not in _UNCHECKED:
+            self._authorize(access, service, handler.name, params)
+        if params.get("DryRun"):
+            # EC2's DryRun asks only whether the caller may make the call; it changes and checks nothing else.
+            raise AwsError("DryRunOperation", "Request would have succeeded, but DryRun flag is set.", status=412)
+        ctx = Ctx(request_id=request_id, now=now, settings=self.settings, principal=principal, tx=tx, authorize=access)
+        result = handler.handler(ctx, params)
+        if handler.write and service == "iam":
+            tx.execute(identity.BUMP_GENERATION)  # what was derived from IAM state must be derived again
+        return result
 
     def _authorize(self, access: Access, service: str, operation: str, params: dict[str, Any]) -> None:
         look = resources.Lookup(access.tx, access.principal, self.settings.region, access.generation())

@@ -1,0 +1,452 @@
+"""The instance metadata service of every instance: IMDSv2 session tokens, the meta-data tree, and the role
+credentials it hands out.
+
+Addressing. On EC2 every instance reaches its own metadata service at the same address, 169.254.169.254; here one
+server stands in for many instances, so the address itself must say which instance is asking. There are two forms:
+
+* Path form, on the main port: `http://HOST:PORT/imds/i-0abc.../`. botocore (boto3, the aws CLI) keeps the path of
+  `AWS_EC2_METADATA_SERVICE_ENDPOINT` and appends `latest/api/token` etc. to it (botocore.utils.IMDSFetcher).
+* Dedicated form: `http://HOST:PORT2/`, a listener of the instance's own on a port of its own (imds_server.py),
+  opened on demand by `GET /_roleport/instances/{id}/metadata-endpoint` and kept for the server's life. The AWS SDK
+  for JavaScript v3 keeps only scheme, host and port of the variable: @smithy/credential-provider-imds parses it and
+  then sends `{...endpoint, path: "/latest/api/token"}`, replacing whatever path it had. The same holds for any
+  client that hard-codes absolute paths, so `roleport exec` hands out this form.
+
+Both forms answer the same way, from `MetadataService.handle`. An instance that is not pending or running has no
+metadata service: the dedicated listener closes the connection without an answer, as a stopped machine would not
+answer, and the path form answers 404 as for an unknown instance. Tokens are stateless (an HMAC over the instance
+id and the expiry, with a key kept in `server_secrets`), so every server process on the database accepts them and
+they survive restarts. Credentials are real role sessions (sts_sessions), verified when used and rotated before they
+expire.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import hmac
+import json
+import re
+import secrets
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from types import SimpleNamespace
+
+from sqlalchemy import bindparam, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from roleport.auth import trust
+from roleport.config import Settings
+from roleport.errors import AwsError
+from roleport.pipeline import Clock
+from roleport.services import sts_sessions
+from roleport.services.ec2_common import INSTANCE, associations, instances
+from roleport.store import schema
+from roleport.store.db import Prepared, Row, Store, Tx
+
+TOKEN_PATH = "/latest/api/token"
+TTL_HEADER = "x-aws-ec2-metadata-token-ttl-seconds"
+TOKEN_HEADER = "x-aws-ec2-metadata-token"
+MAX_TOKEN_TTL = 21600  # "a duration of up to six hours (21,600 seconds)" (EC2 User Guide, IMDSv2 how it works)
+# AWS: "We make new credentials available at least five minutes before the expiration of the old credentials"
+# (EC2 User Guide, instance metadata security credentials). botocore refreshes 15 minutes before expiry and, handed
+# credentials with less than 12-20 minutes left, "extends" them instead of using new ones; rotating 15 minutes ahead
+# gives it fresh ones exactly when it asks. Short lifetimes (tests) rotate at half their lifetime.
+REFRESH_WINDOW = timedelta(minutes=15)
+EC2_SERVICE = "ec2.amazonaws.com"
+KEY_NAME = "imds-token-key"
+DOC_URL = (
+    "https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_iam-ec2.html#troubleshoot_iam-ec2_errors-info-doc"
+)
+SERVED_STATES = ("pending", "running")
+
+_TTL = re.compile(r"[0-9]{1,6}")
+_TOKEN_VERSION = b"\x01"
+_TOKEN_BYTES = 1 + 8 + 8 + 32  # version, expiry (ms since the epoch), nonce, HMAC-SHA256
+_REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed"}
+# IMDS answers errors with this page (observed on EC2, e.g. a 404 for a path that does not exist).
+_ERROR_PAGE = """<?xml version="1.0" encoding="iso-8859-1"?>
+<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Transitional//EN"
+\t"http://www.w3.org/TR/xhtml1/DTD/xhtml1-transitional.dtd">
+<html xmlns="http://www.w3.org/1999/xhtml" xml:lang="en" lang="en">
+ <head>
+  <title>{status} - {reason}</title>
+ </head>
+ <body>
+  <h1>{status} - {reason}</h1>
+ </body>
+</html>
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    status: int
+    body: bytes
+    content_type: str = "text/plain"
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+def error(status: int) -> Reply:
+    page = _ERROR_PAGE.format(status=status, reason=_REASONS[status])
+    return Reply(status, page.encode("latin-1"), "text/html")
+
+
+def _text(value: str) -> Reply:
+    return Reply(200, value.encode())
+
+
+def _listing(names: list[str]) -> Reply:
+    # "The list items are on separate lines, terminated by line feeds" (EC2 User Guide, instance metadata).
+    return _text("\n".join(names))
+
+
+def _json(document: Mapping[str, str | None]) -> Reply:
+    """A flat document as IMDS pretty-prints it: two-space indents and " : " (e.g. iam/info on EC2). Written out
+    here because json.dumps with an indent falls back to its slow pure-Python encoder (a fifth of a fetch)."""
+    lines = ",\n".join(f"  {json.dumps(key)} : {json.dumps(value)}" for key, value in document.items())
+    return _text("{\n" + lines + "\n}")
+
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# --- tokens -------------------------------------------------------------------------------------------------------
+
+
+def token_ttl(value: str | None) -> int | None:
+    """The TTL a token PUT asks for, or None when it is missing or not an integer from 1 to 21600 (→ 400)."""
+    if value is None or not _TTL.fullmatch(value.strip()):
+        return None
+    ttl = int(value)
+    return ttl if 1 <= ttl <= MAX_TOKEN_TTL else None
+
+
+def make_token(key: bytes, instance_id: str, now: datetime, ttl: int) -> str:
+    expires = int(now.timestamp() * 1000) + ttl * 1000
+    body = struct.pack(">Q", expires) + secrets.token_bytes(8)
+    mac = hmac.digest(key, body + instance_id.encode(), "sha256")
+    return base64.urlsafe_b64encode(_TOKEN_VERSION + body + mac).decode()
+
+
+def token_valid(key: bytes, token: str, instance_id: str, now: datetime) -> bool:
+    """Made by this server's key for this instance, and not expired: "a token can only be used on the instance it
+    was created on" (EC2 User Guide, IMDSv2 how it works)."""
+    try:
+        raw = base64.urlsafe_b64decode(token.encode("ascii"))
+    except (ValueError, UnicodeEncodeError):
+        return False
+    if len(raw) != _TOKEN_BYTES or raw[:1] != _TOKEN_VERSION:
+        return False
+    body, mac = raw[1:17], raw[17:]
+    if not hmac.compare_digest(mac, hmac.digest(key, body + instance_id.encode(), "sha256")):
+        return False
+    (expires,) = struct.unpack(">Q", body[:8])
+    return bool(int(now.timestamp() * 1000) < expires)
+
+
+# --- who may have credentials ---------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1024)
+def ec2_may_assume(trust_policy: str) -> bool:
+    """Whether a role's trust policy lets EC2 (the service principal `ec2.amazonaws.com`) call sts:AssumeRole.
+    EC2 brings no request context, so a statement whose condition needs a key does not match."""
+    try:
+        verdict = trust.evaluate_trust(trust_policy, trust.Caller(service=EC2_SERVICE), "sts:AssumeRole", {})
+    except AwsError:
+        return False
+    return verdict.allowed
+
+
+# --- reads ----------------------------------------------------------------------------------------------------------
+
+profiles, profile_roles, roles = schema.instance_profiles, schema.profile_roles, schema.roles
+sessions, tags = schema.role_sessions, schema.ec2_instance_tags
+
+# An instance with its active association, the profile that association names (if it still exists) and its role:
+# one indexed lookup per request.
+_INSTANCE = Prepared(
+    select(
+        instances,
+        associations.c.id.label("association_id"),
+        associations.c.profile_arn,
+        associations.c.profile_id,
+        associations.c.create_time.label("associated_at"),
+        profiles.c.id.label("live_profile_id"),
+        roles.c.id.label("role_id"),
+        roles.c.name.label("role_name"),
+        roles.c.path.label("role_path"),
+        roles.c.trust_policy,
+    )
+    .select_from(
+        instances.outerjoin(associations, associations.c.active_instance_id == instances.c.id)
+        .outerjoin(profiles, profiles.c.id == associations.c.profile_id)
+        .outerjoin(profile_roles, profile_roles.c.profile_id == profiles.c.id)
+        .outerjoin(roles, roles.c.id == profile_roles.c.role_id)
+    )
+    .where(instances.c.id == bindparam("id"))
+)
+# Concurrent first fetches queue here, so one instance gets one new session, not one per caller.
+_LOCK = Prepared(select(instances.c.id).where(instances.c.id == bindparam("id")).with_for_update())
+_SESSION = Prepared(
+    select(sessions)
+    .where(sessions.c.instance_id == bindparam("instance"), sessions.c.expiration > bindparam("now"))
+    .order_by(sessions.c.expiration.desc())
+    .limit(1)
+)
+_TAGS = Prepared(select(tags.c.key, tags.c.value).where(tags.c.instance_id == bindparam("id")).order_by(tags.c.key))
+_KEY = Prepared(select(schema.server_secrets.c.value).where(schema.server_secrets.c.name == bindparam("name")))
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    method: str
+    path: str
+    headers: Mapping[str, str]
+
+
+class _Mint(Exception):
+    """The answer needs a new role session: retried in a write transaction."""
+
+
+class MetadataService:
+    """Answers metadata requests for any instance, by id, from the store; the transports (app.py's path form and
+    imds_server.py's listeners) only move bytes."""
+
+    def __init__(self, settings: Settings, store: Store, clock: Clock) -> None:
+        self.settings = settings
+        self.store = store
+        self.clock = clock
+        self.refresh_window = min(REFRESH_WINDOW, timedelta(seconds=settings.credential_lifetime_seconds) / 2)
+        self._key: bytes | None = None
+
+    def load_key(self) -> bytes:
+        """The token key: made by the first server to start on the database, then shared by all of them."""
+        if self._key is None:
+            with self.store.transaction(write=True) as tx:
+                insert = postgresql.insert if tx.dialect.name == "postgresql" else sqlite.insert
+                made = insert(schema.server_secrets).values(name=KEY_NAME, value=secrets.token_hex(32))
+                tx.execute(made.on_conflict_do_nothing())
+                self._key = bytes.fromhex(tx.execute(_KEY, {"name": KEY_NAME}).scalar_one())
+        return self._key
+
+    def account_of(self, instance_id: str) -> str | None:
+        """The account an instance belongs to, or None when there is no such instance."""
+        with self.store.transaction(write=False) as tx:
+            row = tx.execute(_INSTANCE, {"id": instance_id}).first()
+        return None if row is None else str(row.account_id)
+
+    def handle(self, instance_id: str, method: str, path: str, headers: Mapping[str, str]) -> Reply | None:
+        """The answer to one request (headers with lower-case names), or None when the instance cannot answer."""
+        request = _Request(method.upper(), path, headers)
+        now = self.clock()
+        self.load_key()  # before any transaction: making the key needs a write transaction of its own
+        try:
+            with self.store.transaction(write=False) as tx:
+                return self._answer(tx, instance_id, request, now, mint=False)
+        except _Mint:
+            pass
+        with self.store.transaction(write=True) as tx:
+            tx.execute(_LOCK, {"id": instance_id})
+            return self._answer(tx, instance_id, request, now, mint=True)
+
+    def _answer(self, tx: Tx, instance_id: str, request: _Request, now: datetime, mint: bool) -> Reply | None:
+        row = tx.execute(_INSTANCE, {"id": instance_id}).first()
+        cutoff = now - timedelta(seconds=self.settings.state_transition_seconds)
+        if row is None or INSTANCE.at(row.state, row.state_since, cutoff) not in SERVED_STATES:
+            return None
+        if row.http_endpoint != "enabled":
+            return error(403)  # "403 - Forbidden - The request is not allowed or the IMDS is turned off."
+        if request.method == "PUT":
+            return self._put_token(instance_id, request, now)
+        if request.method not in ("GET", "HEAD") or request.path == TOKEN_PATH:
+            return error(405)  # a token is only ever made by a PUT
+        token = request.headers.get(TOKEN_HEADER)
+        if token is not None:
+            # An invalid or expired token is refused even where tokens are optional (IMDSv2 how it works).
+            if not token_valid(self.load_key(), token, instance_id, now):
+                return error(401)
+        elif row.http_tokens == "required":
+            return error(401)  # "you must send a signed token header with any instance metadata retrieval request"
+        return self._route(tx, row, request.path, now, mint)
+
+    def _put_token(self, instance_id: str, request: _Request, now: datetime) -> Reply:
+        # Only the latest token path makes tokens: a PUT to a version path is refused with 403
+        # (awsdocs/amazon-ec2-user-guide#182), as is one with X-Forwarded-For ("PUT requests that contain
+        # X-Forwarded-For are rejected", IMDSv2 how it works).
+        if request.path != TOKEN_PATH or "x-forwarded-for" in request.headers:
+            return error(403)
+        ttl = token_ttl(request.headers.get(TTL_HEADER))
+        if ttl is None:
+            return error(400)  # "400 - Missing or Invalid Parameters - The PUT request is not valid."
+        token = make_token(self.load_key(), instance_id, now, ttl)
+        return Reply(200, token.encode(), headers=(("X-Aws-Ec2-Metadata-Token-Ttl-Seconds", str(ttl)),))
+
+    def _route(self, tx: Tx, row: Row, path: str, now: datetime, mint: bool) -> Reply:
+        parts = [part for part in path.split("/") if part]  # a trailing slash is optional, as on EC2
+        if not parts:
+            return _listing(["latest"])
+        if parts[0] != "latest":
+            return error(404)  # dated versions (/2021-07-15/...) are not served
+        head, rest = (parts[1], parts[2:]) if len(parts) > 1 else ("", [])
+        if not head:
+            return _listing(["dynamic", "meta-data"])
+        if head == "meta-data":
+            return self._meta_data(tx, row, rest, now, mint)
+        if head == "dynamic" and rest in ([], ["instance-identity"]):
+            return _listing(["instance-identity/"] if not rest else ["document"])
+        if head == "dynamic" and rest == ["instance-identity", "document"]:
+            return _json(_identity(row))
+        return error(404)
+
+    def _meta_data(self, tx: Tx, row: Row, rest: list[str], now: datetime, mint: bool) -> Reply:
+        items = _items(row)
+        if not rest:
+            # Only the categories that exist: iam/ with a profile, tags/ when allowed (instance metadata categories).
+            folders = ["placement/", *(["iam/"] if row.association_id else [])]
+            folders += ["tags/"] if row.instance_metadata_tags == "enabled" else []
+            return _listing(sorted([*items, *folders]))
+        head, rest = rest[0], rest[1:]
+        if head in items and not rest:
+            return _text(items[head])
+        if head == "placement":
+            placement = {"availability-zone": row.availability_zone, "region": row.availability_zone[:-1]}
+            if not rest:
+                return _listing(sorted(placement))
+            return _text(placement[rest[0]]) if len(rest) == 1 and rest[0] in placement else error(404)
+        if head == "iam" and row.association_id is not None:
+            return self._iam(tx, row, rest, now, mint)
+        if head == "tags" and row.instance_metadata_tags == "enabled":
+            return _tags(tx, row, rest)
+        return error(404)
+
+    def _iam(self, tx: Tx, row: Row, rest: list[str], now: datetime, mint: bool) -> Reply:
+        role = row.role_name if row.live_profile_id is not None else None
+        if not rest:
+            return _listing(["info", *(["security-credentials/"] if role else [])])
+        if rest == ["info"]:
+            return _json(_info(row, now))
+        if rest[0] != "security-credentials" or role is None or len(rest) > 2:
+            return error(404)
+        if len(rest) == 1:
+            return _text(role)
+        if rest[1] != role:
+            return error(404)
+        if not ec2_may_assume(row.trust_policy):
+            # As EC2 words it (IAM User Guide, troubleshooting EC2 roles; observed responses).
+            message = f"EC2 cannot assume the role {role}.  Please see documentation at {DOC_URL}."
+            return _json({"Code": "AssumeRoleUnauthorizedAccess", "Message": message, "LastUpdated": _iso(now)})
+        return _credentials_out(self._session(tx, row, now, mint))
+
+    def _session(self, tx: Tx, row: Row, now: datetime, mint: bool) -> Row:
+        """The instance's current session, re-served until it comes within the refresh window; a new one when it
+        has, or when the instance's association or its profile's role has changed since it was made."""
+        found = tx.execute(_SESSION, {"instance": row.id, "now": now}).first()
+        if (
+            found is not None
+            and found.role_id == row.role_id
+            and found.association_id == row.association_id
+            and found.expiration - now > self.refresh_window
+        ):
+            return found
+        if not mint:
+            raise _Mint
+        return sts_sessions.mint(
+            tx,
+            account_id=row.account_id,
+            role=SimpleNamespace(id=row.role_id, name=row.role_name, path=row.role_path),
+            session_name=row.id,  # GetCallerIdentity shows assumed-role/ROLE/i-…
+            source="ec2",
+            now=now,
+            duration_seconds=self.settings.credential_lifetime_seconds,
+            instance_id=row.id,
+            association_id=row.association_id,
+        )
+
+
+def _items(row: Row) -> dict[str, str]:
+    """The plain values under meta-data/ (instance metadata categories)."""
+    return {
+        "ami-id": row.image_id,
+        "ami-launch-index": str(row.launch_index),
+        "hostname": row.private_dns_name,
+        "instance-id": row.id,
+        "instance-life-cycle": "on-demand",
+        "instance-type": row.instance_type,
+        "local-hostname": row.private_dns_name,
+        "local-ipv4": row.private_ip,
+        "mac": _mac(row.id),
+        "reservation-id": row.reservation_id,
+    }
+
+
+def _mac(instance_id: str) -> str:
+    """A stable, locally administered unicast MAC for the instance's one network interface."""
+    digest = hashlib.sha256(instance_id.encode()).digest()[:5]
+    return ":".join(["0e", *(f"{byte:02x}" for byte in digest)])
+
+
+def _info(row: Row, now: datetime) -> dict[str, str | None]:
+    if row.live_profile_id is None:
+        # The profile was deleted (or deleted and made again: a new id). Observed on EC2, June 2024.
+        message = f"Instance Profile with Id {row.profile_id} cannot be found.  Please see documentation at {DOC_URL}."
+        return {"Code": "InstanceProfileNotFound", "Message": message, "LastUpdated": _iso(now)}
+    found = {"InstanceProfileArn": row.profile_arn, "InstanceProfileId": row.profile_id}
+    if row.role_id is None:
+        # 'iam/info indicates a success but indicates "Message":"Instance Profile does not contain a role..."'
+        # (IAM User Guide, troubleshooting EC2 roles).
+        message = "Instance Profile does not contain a role."
+        return {"Code": "Success", "Message": message, "LastUpdated": _iso(row.associated_at), **found}
+    return {"Code": "Success", "LastUpdated": _iso(row.associated_at), **found}
+
+
+def _credentials_out(session: Row) -> Reply:
+    return _json(
+        {
+            "Code": "Success",
+            "LastUpdated": _iso(session.create_date),
+            "Type": "AWS-HMAC",
+            "AccessKeyId": session.access_key_id,
+            "SecretAccessKey": session.secret,
+            "Token": session.token,
+            "Expiration": _iso(session.expiration),
+        }
+    )
+
+
+def _identity(row: Row) -> dict[str, str | None]:
+    """The instance identity document, fields in the order EC2 sends them (version 2017-09-30)."""
+    return {
+        "accountId": row.account_id,
+        "architecture": row.architecture,
+        "availabilityZone": row.availability_zone,
+        "billingProducts": None,
+        "devpayProductCodes": None,
+        "marketplaceProductCodes": None,
+        "imageId": row.image_id,
+        "instanceId": row.id,
+        "instanceType": row.instance_type,
+        "kernelId": None,
+        "pendingTime": _iso(row.launch_time),
+        "privateIp": row.private_ip,
+        "ramdiskId": None,
+        "region": row.availability_zone[:-1],
+        "version": "2017-09-30",
+    }
+
+
+def _tags(tx: Tx, row: Row, rest: list[str]) -> Reply:
+    if not rest:
+        return _listing(["instance"])
+    if rest[0] != "instance" or len(rest) > 2:
+        return error(404)
+    found = {tag.key: tag.value for tag in tx.execute(_TAGS, {"id": row.id})}
+    if len(rest) == 1:
+        return _listing(list(found)) if found else error(404)
+    value = found.get(rest[1])
+    return _text(value) if value is not None else error(404)

@@ -1,0 +1,142 @@
+"""How metadata requests reach imds.py: the path form on the main port (`/imds/{instance_id}/...`, plain ASGI), and one
+dedicated listener per instance on a port of its own (asyncio + h11), for clients that keep only host and port of
+AWS_EC2_METADATA_SERVICE_ENDPOINT. imds.py's docstring explains the addressing."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import http
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from urllib.parse import unquote
+
+import h11
+from starlette.types import Receive, Scope, Send
+
+from roleport.imds import Reply, error
+
+log = logging.getLogger("roleport.imds")
+
+# (instance id, method, path, headers with lower-case names) → the answer, or None: close without answering.
+Respond = Callable[[str, str, str, Mapping[str, str]], Awaitable[Reply | None]]
+
+PATH_PREFIX = "/imds/"
+KEEP_ALIVE_SECONDS = 5.0  # an idle connection is closed after this long, as uvicorn does
+MAX_HEAD_BYTES = 16 * 1024
+SERVER_HEADER = "EC2ws"  # the Server header EC2's metadata service sends
+
+
+def _headers(pairs: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for raw_name, raw_value in pairs:
+        name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
+        found[name] = f"{found[name]},{value}" if name in found else value
+    return found
+
+
+def _response_headers(reply: Reply) -> list[tuple[str, str]]:
+    return [("Content-Type", reply.content_type), ("Content-Length", str(len(reply.body))), *reply.headers]
+
+
+class PathEndpoint:
+    """`/imds/{instance_id}/latest/...` on the main port. An unknown or unreachable instance answers 404: the main
+    port cannot pretend not to be there."""
+
+    def __init__(self, respond: Respond) -> None:
+        self.respond = respond
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        more = True
+        while more:  # IMDS reads no request body; drain it so the connection stays usable
+            message = await receive()
+            more = message.get("more_body", False)
+        raw = scope.get("raw_path") or scope["path"].encode("latin-1")
+        instance_id, _, rest = raw.decode("latin-1").split("?", 1)[0][len(PATH_PREFIX) :].partition("/")
+        headers = _headers(scope["headers"])
+        reply = await self.respond(unquote(instance_id), scope["method"], "/" + unquote(rest), headers)
+        reply = reply or error(404)
+        pairs = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in _response_headers(reply)]
+        await send({"type": "http.response.start", "status": reply.status, "headers": pairs})
+        await send({"type": "http.response.body", "body": reply.body})
+
+
+class Listeners:
+    """The dedicated listeners: opened on first request for an instance and kept until the server stops."""
+
+    def __init__(self, host: str, respond: Respond) -> None:
+        self.host = host
+        self.respond = respond
+        self._servers: dict[str, asyncio.Server] = {}
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._lock = asyncio.Lock()
+
+    async def port(self, instance_id: str) -> int:
+        """The instance's listener port, opening the listener on first use."""
+        async with self._lock:
+            server = self._servers.get(instance_id)
+            if server is None:
+                serve = functools.partial(self._connection, instance_id)
+                server = self._servers[instance_id] = await asyncio.start_server(serve, self.host, 0)
+        return int(server.sockets[0].getsockname()[1])
+
+    async def close(self) -> None:
+        servers = list(self._servers.values())
+        self._servers.clear()
+        for server in servers:
+            server.close()
+        for writer in list(self._writers):  # keep-alive connections would otherwise hold wait_closed() open
+            writer.close()
+        for server in servers:
+            await server.wait_closed()
+
+    async def _connection(self, instance_id: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
+        try:
+            while await self._exchange(instance_id, conn, reader, writer):
+                conn.start_next_cycle()
+        except h11.RemoteProtocolError:
+            if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+                await _send(conn, writer, error(400), head_only=False)
+        except (TimeoutError, ConnectionError):
+            pass
+        except Exception:
+            log.exception("metadata listener for %s failed", instance_id)
+        finally:
+            self._writers.discard(writer)
+            writer.close()
+
+    async def _exchange(
+        self, instance_id: str, conn: h11.Connection, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bool:
+        """One request and its answer; False when the connection is to be closed."""
+        request = await _next(conn, reader)
+        if not isinstance(request, h11.Request):
+            return False
+        while not isinstance(event := await _next(conn, reader), h11.EndOfMessage):  # skip any body
+            if not isinstance(event, h11.Data):
+                return False
+        target = request.target.decode("latin-1").split("?", 1)[0]
+        method = request.method.decode("latin-1")
+        reply = await self.respond(instance_id, method, unquote(target), _headers(list(request.headers)))
+        if reply is None:
+            return False  # the instance is not running: no answer at all
+        await _send(conn, writer, reply, head_only=method == "HEAD")
+        return conn.our_state is h11.DONE and conn.their_state is h11.DONE
+
+
+async def _next(conn: h11.Connection, reader: asyncio.StreamReader) -> object:
+    while (event := conn.next_event()) is h11.NEED_DATA:
+        conn.receive_data(await asyncio.wait_for(reader.read(65536), KEEP_ALIVE_SECONDS))
+    return event
+
+
+async def _send(conn: h11.Connection, writer: asyncio.StreamWriter, reply: Reply, *, head_only: bool) -> None:
+    reason = http.HTTPStatus(reply.status).phrase.encode()
+    headers = [*_response_headers(reply), ("Server", SERVER_HEADER)]
+    writer.write(conn.send(h11.Response(status_code=reply.status, headers=headers, reason=reason)))
+    if not head_only and reply.body:
+        writer.write(conn.send(h11.Data(data=reply.body)))
+    writer.write(conn.send(h11.EndOfMessage()))
+    await writer.drain()
