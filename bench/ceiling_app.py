@@ -43,7 +43,9 @@ def main() -> None:
     import uvicorn
 
     port = int(sys.argv[1])
-    uvicorn.run(app, host="127.0.0.1", port=port, http="httptools", loop="uvloop", log_level="warning", access_log=False)
+    uvicorn.run(
+        app, host="127.0.0.1", port=port, http="httptools", loop="uvloop", log_level="warning", access_log=False
+    )
 
 
 if __name__ == "__main__":

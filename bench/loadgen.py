@@ -11,6 +11,7 @@ import asyncio
 import os
 import re
 import resource
+import signal
 import socket
 import subprocess
 import tempfile
@@ -95,12 +96,16 @@ class Response:
 class RawConnection:
     """A blocking keep-alive connection for one-off requests (samples, walking pages)."""
 
-    def __init__(self, port: int, timeout: float = 120.0):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    def __init__(self, port: int, timeout: float = 300.0):
+        self.port = port
+        self.timeout = timeout
+        self.sock: socket.socket | None = None
         self.buf = bytearray()
 
     def request(self, raw: bytes) -> Response:
+        if self.sock is None:
+            self.sock = socket.create_connection(("127.0.0.1", self.port), timeout=self.timeout)
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock.sendall(raw)
         while (end := self.buf.find(b"\r\n\r\n")) < 0:
             self._fill()
@@ -116,16 +121,22 @@ class RawConnection:
                 self._fill()
             body, used = bytes(self.buf[:length]), length
         del self.buf[:used]
+        if b"\r\nconnection: close" in head.lower():
+            self.close()
         return Response(int(head[9:12]), head, body)
 
     def _fill(self) -> None:
+        assert self.sock is not None
         data = self.sock.recv(1 << 20)
         if not data:
             raise ConnectionError("server closed the connection")
         self.buf += data
 
     def close(self) -> None:
-        self.sock.close()
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+        self.buf.clear()
 
     def __enter__(self) -> RawConnection:
         return self
@@ -178,15 +189,20 @@ def _percentile(ordered: list[float], pct: float) -> float:
 
 
 class _Client(asyncio.Protocol):
-    def __init__(self, feed: Callable[[], bytes | None], deadline: float, result: Result, done: asyncio.Future[None]):
+    """One connection. `closed` resolves to True when the run is over for it, or to False when the server closed the
+    connection after a complete response (moto's Werkzeug server closes every connection) and the slot reconnects."""
+
+    def __init__(self, feed: Callable[[], bytes | None], deadline: float, result: Result, closed: asyncio.Future[bool]):
         self.feed = feed
         self.deadline = deadline
         self.result = result
-        self.done = done
+        self.closed = closed
         self.buf = bytearray()
         self.head_end = -1
         self.length: int | None = 0
         self.status = 0
+        self.server_closes = False
+        self.in_flight = False
         self.sent_at = 0
         self.transport: asyncio.Transport | None = None
 
@@ -196,13 +212,14 @@ class _Client(asyncio.Protocol):
 
     def _send_next(self) -> None:
         if time.perf_counter() >= self.deadline:
-            self._finish()
+            self._end(True)
             return
         raw = self.feed()
         if raw is None:
             self.result.exhausted = True
-            self._finish()
+            self._end(True)
             return
+        self.in_flight = True
         self.sent_at = time.perf_counter_ns()
         assert self.transport is not None
         self.transport.write(raw)
@@ -217,6 +234,7 @@ class _Client(asyncio.Protocol):
             self.head_end = end + 4
             self.status = int(head[9:12])
             self.length = _response_length(head)
+            self.server_closes = b"\r\nconnection: close" in head.lower()
         if self.length is None:
             parsed = _dechunk(bytes(self.buf[self.head_end :]))
             if parsed is None:
@@ -227,6 +245,7 @@ class _Client(asyncio.Protocol):
             if len(self.buf) < used:
                 return
         latency = time.perf_counter_ns() - self.sent_at
+        self.in_flight = False
         result = self.result
         result.requests += 1
         result.latencies_us.append(latency / 1000)
@@ -235,18 +254,23 @@ class _Client(asyncio.Protocol):
             result.errors += 1
         del self.buf[:used]
         self.head_end = -1
-        self._send_next()
+        if self.server_closes:
+            self._end(time.perf_counter() >= self.deadline)
+        else:
+            self._send_next()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if not self.done.done():
+        if self.in_flight:  # the server dropped a request it had not answered
             self.result.errors += 1
-            self.done.set_result(None)
+            self.in_flight = False
+        self._end(True)
 
-    def _finish(self) -> None:
-        if not self.done.done():
-            self.done.set_result(None)
+    def _end(self, finished: bool) -> None:
+        if not self.closed.done():
+            self.closed.set_result(finished)
         if self.transport is not None:
             self.transport.close()
+            self.transport = None
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:
@@ -259,27 +283,49 @@ def _new_loop() -> asyncio.AbstractEventLoop:
 
 
 def run_python(port: int, feed: Callable[[], bytes | None], duration: float, connections: int = 8) -> Result:
-    """Keep `connections` requests in flight for `duration` seconds (or until feed() returns None)."""
+    """Keep `connections` requests in flight for `duration` seconds (or until feed() returns None).
+
+    SIGINT and SIGTERM end the run and then raise KeyboardInterrupt here: raised inside a protocol callback, as a
+    plain signal handler would, uvloop would only report it and go on."""
     loop = _new_loop()
     result = Result()
+    clients: list[_Client] = []
+    interrupted: list[int] = []
+
+    def client(closed: asyncio.Future[bool], deadline: float) -> _Client:
+        clients.append(_Client(feed, deadline, result, closed))
+        return clients[-1]
+
+    async def slot(deadline: float) -> None:
+        while not interrupted:
+            closed: asyncio.Future[bool] = loop.create_future()
+            # (asyncio and uvloop both set TCP_NODELAY on the connections they make)
+            await loop.create_connection(lambda c=closed: client(c, deadline), "127.0.0.1", port)
+            if await closed:
+                return
 
     async def main() -> None:
         deadline = time.perf_counter() + duration
-        futures = []
-        for _ in range(connections):
-            done: asyncio.Future[None] = loop.create_future()
-            futures.append(done)
-            transport, _ = await loop.create_connection(
-                lambda done=done: _Client(feed, deadline, result, done), "127.0.0.1", port
-            )
-            transport.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        await asyncio.gather(*futures)
+        await asyncio.gather(*(slot(deadline) for _ in range(connections)))
 
+    def on_signal(signum: int) -> None:
+        interrupted.append(signum)
+        for each in clients:
+            each._end(True)
+
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    for signum in previous:
+        loop.add_signal_handler(signum, on_signal, signum)
     cpu0, wall0 = time.process_time(), time.perf_counter()
     try:
         loop.run_until_complete(main())
     finally:
+        for signum, handler in previous.items():
+            loop.remove_signal_handler(signum)
+            signal.signal(signum, handler)
         loop.close()
+    if interrupted:
+        raise KeyboardInterrupt
     result.elapsed = time.perf_counter() - wall0
     result.client_cpu = time.process_time() - cpu0
     return result.finish()
@@ -322,7 +368,9 @@ def run_wrk(
         command += ["--timeout", "120s", "-s", str(LUA_SCRIPT), f"http://127.0.0.1:{port}/"]
         command += ["--", str(pool), str(threads), "unique" if unique else "cycle"]
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        completed = subprocess.run(command, capture_output=True, text=True, check=False, env=os.environ | {"LC_ALL": "C"})
+        completed = subprocess.run(
+            command, capture_output=True, text=True, check=False, env=os.environ | {"LC_ALL": "C"}
+        )
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if completed.returncode != 0:
         raise RuntimeError(f"wrk failed ({completed.returncode}): {completed.stderr}{completed.stdout}")

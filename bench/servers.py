@@ -29,6 +29,14 @@ def _die_with_parent() -> None:
         pass
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds all processes on the machine have used so far (user, nice, system, irq, softirq, steal)."""
+    with open("/proc/stat") as stat:
+        fields = [int(x) for x in stat.readline().split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal) / TICKS
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -45,12 +53,17 @@ class Server:
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
     extra_cleanup: list[Path] = field(default_factory=list)
+    env: dict[str, str] | None = None
 
     def start(self, timeout: float = 60.0) -> Server:
         self.log_path = self.workdir / f"{self.name}-{self.port}.log"
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
-                self.command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                self.command,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 start_new_session=True,
                 preexec_fn=_die_with_parent,
             )
@@ -73,6 +86,18 @@ class Server:
         with open(f"/proc/{self.process.pid}/stat") as stat:
             fields = stat.read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / TICKS
+
+    def wait_idle(self, timeout: float = 300.0) -> float:
+        """Wait until the server has stopped using CPU (work left over from an earlier run); the seconds waited."""
+        began = time.monotonic()
+        last = self.cpu_seconds()
+        while time.monotonic() - began < timeout:
+            time.sleep(0.25)
+            now = self.cpu_seconds()
+            if now - last <= 0.02:
+                break
+            last = now
+        return time.monotonic() - began
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -99,12 +124,42 @@ class Server:
             shutil.rmtree(path, ignore_errors=True)
 
 
+# Set by --roleport-rev: a source tree (with roleport/ in it) to run instead of the installed roleport.
+ROLEPORT_SOURCE: Path | None = None
+
+
 def roleport(workdir: Path) -> Server:
+    """`roleport serve` on a temporary SQLite data dir. The benchmark creates tens of thousands of instance
+    profiles, so IAM's default quota of 1,000 per account is raised with --quota."""
     port = free_port()
     data_dir = Path(tempfile.mkdtemp(prefix="roleport-data-", dir=workdir))
-    command = [sys.executable, str(BENCH / "roleport_launcher.py"), "--port", str(port), "--data-dir", str(data_dir)]
+    command = [sys.executable, "-m", "roleport", "serve", "--port", str(port), "--data-dir", str(data_dir)]
     command += ["--root-access-key", "test", "--root-secret-key", "test"]
-    return Server("roleport", command, "/_roleport/health", port, workdir, extra_cleanup=[data_dir])
+    command += ["--quota", "instance-profiles-per-account=10000000"]
+    env = None
+    if ROLEPORT_SOURCE is not None:
+        env = os.environ | {
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROLEPORT_SOURCE), os.environ.get("PYTHONPATH")]))
+        }
+    return Server("roleport", command, "/_roleport/health", port, workdir, extra_cleanup=[data_dir], env=env)
+
+
+def use_roleport_revision(revision: str, workdir: Path) -> str:
+    """Export src/ of a git revision of this repository into workdir and run roleport from there; the full hash."""
+    repo = BENCH.parent
+    commit = subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", "--verify", f"{revision}^{{commit}}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    target = workdir / f"roleport-{commit[:12]}"
+    target.mkdir()
+    archive = subprocess.run(["git", "-C", str(repo), "archive", commit, "src"], capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
+    global ROLEPORT_SOURCE
+    ROLEPORT_SOURCE = target / "src"
+    return commit
 
 
 def moto(workdir: Path) -> Server:

@@ -20,7 +20,7 @@ from roleport.config import Settings
 from roleport.errors import AwsError
 from roleport.pipeline import AwsEndpoint, Clock, Pipeline, system_clock
 from roleport.protocol import spec
-from roleport.services import iam_policies
+from roleport.services import iam_common, iam_policies
 from roleport.store.db import Store
 
 
@@ -43,6 +43,7 @@ def build_app(settings: Settings, clock: Clock = system_clock) -> ASGIApp:
         store.create()
         with store.transaction(write=True) as tx:
             iam_policies.seed_aws_managed_policies(tx)
+            iam_common.ensure_counters(tx, settings.account_id)
         metadata.load_key()
         yield
         await listeners.close()

@@ -49,17 +49,18 @@ class Access:
         if self.principal.kind == "root":
             return  # the root user is not subject to identity policies in its own account
         sets = self._policy_sets()
-        context = dict(self.base_context())
-        context.update({f"aws:ResourceTag/{k}": [v] for k, v in resource.tags.items()})
-        if extra:
-            context.update(extra)
-        request = Request(action, resource.arn, context)
-        # The decision depends on the policies, the action, the resource and only those context keys the policies
-        # mention, so it is kept under exactly those: repeated calls skip the evaluation, never a changed input.
-        lowered = {key.lower(): tuple(values) for key, values in context.items()}
         sets_key = identity.sets_key(self.principal, self.generation())
         mentioned = self.tx.remember(("mentioned", sets_key), lambda: identity.mentioned_keys(sets))
+        # The decision depends on the policies, the action, the resource and only those context keys the policies
+        # mention, so it is kept under exactly those: repeated calls skip the evaluation, never a changed input.
+        context: dict[str, list[str]] = {}
+        if mentioned:
+            context.update(self.base_context())
+            context.update({f"aws:ResourceTag/{k}": [v] for k, v in resource.tags.items()})
+            context.update(extra or {})
+        lowered = {key.lower(): tuple(values) for key, values in context.items()}
         inputs = tuple((key, lowered.get(key, ())) for key in mentioned)
+        request = Request(action, resource.arn, context)
         key = ("decision", sets_key, action, resource.arn, inputs)
         decision = self.tx.remember(
             key, lambda: authorize(sets.identity, request, session=sets.session, boundary=sets.boundary)

@@ -360,6 +360,7 @@ def _signing_key(secret_key: str, scope_date: str, region: str, service: str) ->
 # --- small helpers ------------------------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=256)
 def _amz_epoch(value: str) -> int | None:
     """Seconds since the epoch for a YYYYMMDDTHHMMSSZ value, or None when it isn't a real time in that format."""
     match = _AMZ_DATE.fullmatch(value)

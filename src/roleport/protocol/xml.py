@@ -150,13 +150,21 @@ def _scalar_writer(kind: str, shape_name: str, ec2: bool) -> Writer:
         return lambda value, out: out.append(base64.b64encode(value).decode())
     if kind == "string" and shape_name == "policyDocumentType":
         # IAM sends policy documents URL-encoded inside the XML; SDKs decode them.
-        return lambda value, out: out.append(quote(str(value), safe=""))
+        return lambda value, out: out.append(_url_encoded(str(value)))
     if kind == "string":
         return lambda value, out: out.append((value if isinstance(value, str) else str(value)).translate(_ESCAPES))
     return lambda value, out: out.append(str(value))
 
 
+@functools.lru_cache(maxsize=4096)
+def _url_encoded(text: str) -> str:
+    # A role's trust policy goes out with every GetRole and GetInstanceProfile; encoding it is the costliest step.
+    return quote(text, safe="")
+
+
+@functools.lru_cache(maxsize=8192)
 def _timestamp(value: datetime, ec2: bool) -> str:
+    # Creation dates repeat on every read of an entity, and strftime is slow next to a cache hit.
     value = value.astimezone(UTC)
     if ec2:
         return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Table, bindparam, delete, func, select
+from sqlalchemy import Table, bindparam, delete, func, select, update
 
 from roleport.errors import AwsError
 from roleport.store import db, schema
@@ -68,17 +68,18 @@ def check_tags(tags: list[dict[str, str]]) -> None:
 
 def put_tags(tx: Tx, table: Table, owner_id: str, tags: list[dict[str, str]], quota_name: str, quota: int) -> None:
     """Add or overwrite tags (a key that differs only in case replaces the old one), within the per-resource quota."""
+    if not tags:
+        return
     check_tags(tags)
     lowered = [tag["Key"].lower() for tag in tags]
     tx.execute(delete(table).where(table.c.owner_id == owner_id, table.c.key_lower.in_(lowered)))
-    if tags:
-        tx.execute(
-            table.insert(),
-            [
-                {"owner_id": owner_id, "key_lower": k, "key": t["Key"], "value": t["Value"]}
-                for k, t in zip(lowered, tags, strict=True)
-            ],
-        )
+    tx.execute(
+        table.insert(),
+        [
+            {"owner_id": owner_id, "key_lower": k, "key": t["Key"], "value": t["Value"]}
+            for k, t in zip(lowered, tags, strict=True)
+        ],
+    )
     count = tx.execute(select(func.count()).select_from(table).where(table.c.owner_id == owner_id)).scalar_one()
     if count > quota:
         raise AwsError("LimitExceeded", f"Cannot exceed quota for {quota_name}: {quota}.")
@@ -109,3 +110,45 @@ def list_tags(tx: Tx, table: Table, owner_id: str, p: dict[str, Any]) -> dict[st
     query = select(table.c.key, table.c.value).where(table.c.owner_id == owner_id)
     page = db.page(tx, query, [table.c.key], marker, limit)
     return paged(page, "Tags", [{"Key": row.key, "Value": row.value} for row in page[0]])
+
+
+# Entities per account are counted in a row of their own (schema.counters), kept in step by the create and delete
+# calls, so a quota check costs one indexed update however many entities exist; count(*) grew with the account.
+_COUNTED = {"roles": schema.roles, "instance_profiles": schema.instance_profiles}
+_BUMP = Prepared(
+    update(schema.counters)
+    .where(schema.counters.c.name == bindparam("counter"))
+    .values(value=schema.counters.c.value + bindparam("delta"))
+)
+_READ = Prepared(select(schema.counters.c.value).where(schema.counters.c.name == bindparam("counter")))
+
+
+def ensure_counters(tx: Tx, account_id: str) -> None:
+    """Create the account's entity counters from the tables, once (at server start, or on first use)."""
+    for kind in _COUNTED:
+        _ensure(tx, kind, account_id)
+
+
+def _ensure(tx: Tx, kind: str, account_id: str) -> None:
+    name = f"{kind}:{account_id}"
+    if tx.execute(_READ, {"counter": name}).first() is None:
+        table = _COUNTED[kind]
+        count = tx.execute(select(func.count()).select_from(table).where(table.c.account_id == account_id))
+        tx.execute(schema.counters.insert(), {"name": name, "value": count.scalar_one()})
+
+
+def claim(tx: Tx, kind: str, account_id: str, quota: int, error: AwsError) -> None:
+    """Count one more entity of a kind, refusing it past the quota (the transaction then rolls the count back)."""
+    counter = {"counter": f"{kind}:{account_id}", "delta": 1}
+    if tx.execute(_BUMP, counter).rowcount == 0:
+        _ensure(tx, kind, account_id)
+        tx.execute(_BUMP, counter)
+    if tx.execute(_READ, counter).scalar() > quota:
+        raise error
+
+
+def release(tx: Tx, kind: str, account_id: str) -> None:
+    """Count one entity fewer; called after its row is deleted."""
+    counter = {"counter": f"{kind}:{account_id}", "delta": -1}
+    if tx.execute(_BUMP, counter).rowcount == 0:
+        _ensure(tx, kind, account_id)  # counts the table as it now is, the deleted row already gone

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, select
+from sqlalchemy import bindparam, delete, select
 
 from roleport import ids
 from roleport.context import Ctx, Params
@@ -39,6 +40,11 @@ def profile_out(row: Row, roles: list[Row], tags: list[dict[str, str]] | None = 
     return out
 
 
+_INSERT_PROFILE = Prepared(
+    profiles.insert().values(
+        {column: bindparam(column) for column in ("id", "account_id", "name", "name_key", "path", "create_date")}
+    )
+)
 _ROLES_OF_PROFILE = Prepared(
     select(schema.roles)
     .join(profile_roles, schema.roles.c.id == profile_roles.c.role_id)
@@ -50,16 +56,25 @@ def _roles_of(ctx: Ctx, profile_id: str) -> list[Row]:
     return list(ctx.tx.execute(_ROLES_OF_PROFILE, {"profile": profile_id}))
 
 
-def _roles_by_profile(ctx: Ctx, profile_ids: list[str]) -> dict[str, list[Row]]:
-    """The roles of a page of profiles in one query, not one per profile."""
+_ROLES_OF_RANGE = Prepared(
+    select(profile_roles.c.profile_id, schema.roles)
+    .join(schema.roles, schema.roles.c.id == profile_roles.c.role_id)
+    .join(profiles, profiles.c.id == profile_roles.c.profile_id)
+    .where(
+        profiles.c.account_id == bindparam("account"),
+        profiles.c.name_key >= bindparam("first"),
+        profiles.c.name_key <= bindparam("last"),
+    )
+)
+
+
+def _roles_by_profile(ctx: Ctx, page: list[Row]) -> dict[str, list[Row]]:
+    """The roles of a page of profiles in one query over the page's key range (a page is a contiguous run of names;
+    a range is one prepared statement, where an IN list would be compiled anew for every page)."""
     found: dict[str, list[Row]] = defaultdict(list)
-    if profile_ids:
-        query = (
-            select(profile_roles.c.profile_id, schema.roles)
-            .join(schema.roles, schema.roles.c.id == profile_roles.c.role_id)
-            .where(profile_roles.c.profile_id.in_(profile_ids))
-        )
-        for row in ctx.tx.execute(query):
+    if page:
+        bounds = {"account": ctx.account_id, "first": page[0].name_key, "last": page[-1].name_key}
+        for row in ctx.tx.execute(_ROLES_OF_RANGE, bounds):
             found[row.profile_id].append(row)
     return found
 
@@ -67,33 +82,32 @@ def _roles_by_profile(ctx: Ctx, profile_ids: list[str]) -> dict[str, list[Row]]:
 def _profiles_page(ctx: Ctx, query: Any, p: Params) -> dict[str, Any]:
     marker, limit = iam_common.page_params(p)
     page = db.page(ctx.tx, query, [profiles.c.name_key], marker, limit)
-    roles = _roles_by_profile(ctx, [row.id for row in page[0]])
+    roles = _roles_by_profile(ctx, page[0])
     return iam_common.paged(page, "InstanceProfiles", [profile_out(row, roles[row.id]) for row in page[0]])
 
 
 @operation("iam", "CreateInstanceProfile")
 def create_instance_profile(ctx: Ctx, p: Params) -> dict[str, Any]:
     quota = ctx.settings.quotas.instance_profiles_per_account
-    count = ctx.tx.execute(select(func.count()).select_from(profiles).where(profiles.c.account_id == ctx.account_id))
-    if count.scalar_one() >= quota:
-        raise AwsError("LimitExceeded", f"Cannot exceed quota for InstanceProfilesPerAccount: {quota}.")
+    full = AwsError("LimitExceeded", f"Cannot exceed quota for InstanceProfilesPerAccount: {quota}.")
+    iam_common.claim(ctx.tx, "instance_profiles", ctx.account_id, quota, full)
     name = p["InstanceProfileName"]
-    profile_id = ids.unique_id(ids.INSTANCE_PROFILE_PREFIX)
-    statement = profiles.insert().values(
-        id=profile_id,
-        account_id=ctx.account_id,
-        name=name,
-        name_key=name.lower(),
-        path=p.get("Path", "/"),
-        create_date=ctx.now,
-    )
-    ctx.tx.insert_unique(statement, None, AwsError("EntityAlreadyExists", f"Instance Profile {name} already exists."))
-    quota_tags = ctx.settings.quotas.tags_per_resource
-    iam_common.put_tags(
-        ctx.tx, schema.profile_tags, profile_id, p.get("Tags", []), "TagsPerInstanceProfile", quota_tags
-    )
-    row = find_profile(ctx.tx, ctx.account_id, name)
-    return {"InstanceProfile": profile_out(row, [], iam_common.tags_of(ctx.tx, schema.profile_tags, profile_id))}
+    values = {
+        "id": ids.unique_id(ids.INSTANCE_PROFILE_PREFIX),
+        "account_id": ctx.account_id,
+        "name": name,
+        "name_key": name.lower(),
+        "path": p.get("Path", "/"),
+        "create_date": ctx.now,
+    }
+    exists_error = AwsError("EntityAlreadyExists", f"Instance Profile {name} already exists.")
+    ctx.tx.insert_unique(_INSERT_PROFILE, values, exists_error)
+    tags = p.get("Tags", [])
+    if tags:
+        quota_tags = ctx.settings.quotas.tags_per_resource
+        iam_common.put_tags(ctx.tx, schema.profile_tags, values["id"], tags, "TagsPerInstanceProfile", quota_tags)
+        tags = iam_common.tags_of(ctx.tx, schema.profile_tags, values["id"])
+    return {"InstanceProfile": profile_out(SimpleNamespace(**values), [], tags)}
 
 
 @operation("iam", "GetInstanceProfile")
@@ -152,6 +166,7 @@ def delete_instance_profile(ctx: Ctx, p: Params) -> dict[str, Any]:
     if holds_role is not None:
         raise AwsError("DeleteConflict", "Cannot delete entity, must remove roles from instance profile first.")
     ctx.tx.execute(delete(profiles).where(profiles.c.id == profile.id))
+    iam_common.release(ctx.tx, "instance_profiles", ctx.account_id)
     return {}
 
 

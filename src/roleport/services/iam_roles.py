@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, exists, func, select, update
+from sqlalchemy import delete, exists, select, update
 
 from roleport import ids
 from roleport.auth import policy_document
@@ -65,9 +65,8 @@ def create_role(ctx: Ctx, p: Params) -> dict[str, Any]:
     policy_document.parse(p["AssumeRolePolicyDocument"], trust=True)
     _check_boundary(ctx, p.get("PermissionsBoundary"))
     quota = ctx.settings.quotas.roles_per_account
-    count = ctx.tx.execute(select(func.count()).select_from(roles).where(roles.c.account_id == ctx.account_id))
-    if count.scalar_one() >= quota:
-        raise AwsError("LimitExceeded", f"Cannot exceed quota for RolesPerAccount: {quota}.")
+    full = AwsError("LimitExceeded", f"Cannot exceed quota for RolesPerAccount: {quota}.")
+    iam_common.claim(ctx.tx, "roles", ctx.account_id, quota, full)
     name = p["RoleName"]
     values = {
         "id": ids.unique_id(ids.ROLE_PREFIX),
@@ -151,6 +150,7 @@ def delete_role(ctx: Ctx, p: Params) -> dict[str, Any]:
         if ctx.tx.execute(select(exists().where(table.c.role_id == row.id))).scalar():
             raise AwsError("DeleteConflict", message)
     ctx.tx.execute(delete(roles).where(roles.c.id == row.id))
+    iam_common.release(ctx.tx, "roles", ctx.account_id)
     return {}
 
 
