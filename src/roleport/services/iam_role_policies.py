@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 
 from roleport.auth import policy_document
 from roleport.context import Ctx, Params
 from roleport.errors import AwsError
-from roleport.services import iam_common
+from roleport.services import iam_attachments, iam_common
 from roleport.services.iam_common import find_role
-from roleport.services.iam_policies import find_policy
 from roleport.services.registry import operation
 from roleport.store import db, schema
 
@@ -73,45 +72,19 @@ def list_role_policies(ctx: Ctx, p: Params) -> dict[str, Any]:
 @operation("iam", "AttachRolePolicy")
 def attach_role_policy(ctx: Ctx, p: Params) -> dict[str, Any]:
     role = find_role(ctx.tx, ctx.account_id, p["RoleName"])
-    policy = find_policy(ctx, p["PolicyArn"])
-    already = ctx.tx.execute(
-        select(attachments.c.role_id).where(attachments.c.role_id == role.id, attachments.c.policy_id == policy.id)
-    ).first()
-    if already is not None:
-        return {}  # attaching an attached policy changes nothing and is not an error
     quota = ctx.settings.quotas.managed_policies_per_role
-    count = ctx.tx.execute(select(func.count()).select_from(attachments).where(attachments.c.role_id == role.id))
-    if count.scalar_one() >= quota:
-        raise AwsError("LimitExceeded", f"Cannot exceed quota for PoliciesPerRole: {quota}")
-    ctx.tx.execute(attachments.insert().values(role_id=role.id, policy_id=policy.id))
+    iam_attachments.attach(ctx, attachments, "role_id", role.id, p["PolicyArn"], quota, "PoliciesPerRole")
     return {}
 
 
 @operation("iam", "DetachRolePolicy")
 def detach_role_policy(ctx: Ctx, p: Params) -> dict[str, Any]:
     role = find_role(ctx.tx, ctx.account_id, p["RoleName"])
-    policy = find_policy(ctx, p["PolicyArn"])
-    removed = ctx.tx.execute(
-        delete(attachments).where(attachments.c.role_id == role.id, attachments.c.policy_id == policy.id)
-    )
-    if removed.rowcount == 0:
-        raise AwsError("NoSuchEntity", f"Policy {p['PolicyArn']} was not found.")
+    iam_attachments.detach(ctx, attachments, "role_id", role.id, p["PolicyArn"])
     return {}
 
 
 @operation("iam", "ListAttachedRolePolicies")
 def list_attached_role_policies(ctx: Ctx, p: Params) -> dict[str, Any]:
     role = find_role(ctx.tx, ctx.account_id, p["RoleName"])
-    query = (
-        select(policies.c.name, policies.c.arn, policies.c.name_key)
-        .join(attachments, attachments.c.policy_id == policies.c.id)
-        .where(attachments.c.role_id == role.id)
-    )
-    prefix = iam_common.path_filter(policies.c.path, p.get("PathPrefix"))
-    if prefix is not None:
-        query = query.where(prefix)
-    marker, limit = iam_common.page_params(p)
-    page = db.page(ctx.tx, query, [policies.c.name_key, policies.c.arn], marker, limit)
-    return iam_common.paged(
-        page, "AttachedPolicies", [{"PolicyName": row.name, "PolicyArn": row.arn} for row in page[0]]
-    )
+    return iam_attachments.list_attached(ctx, attachments, "role_id", role.id, p)

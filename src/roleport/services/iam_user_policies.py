@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 
 from roleport.auth import policy_document
 from roleport.context import Ctx, Params
 from roleport.errors import AwsError
-from roleport.services import iam_common
-from roleport.services.iam_policies import find_policy
+from roleport.services import iam_attachments, iam_common
 from roleport.services.iam_users import find_user
 from roleport.services.registry import operation
 from roleport.store import db, schema
@@ -81,44 +80,19 @@ def list_user_policies(ctx: Ctx, p: Params) -> dict[str, Any]:
 @operation("iam", "AttachUserPolicy")
 def attach_user_policy(ctx: Ctx, p: Params) -> dict[str, Any]:
     user = find_user(ctx.tx, ctx.account_id, p["UserName"])
-    policy = find_policy(ctx, p["PolicyArn"])
-    already = ctx.tx.execute(
-        select(attachments.c.user_id).where(attachments.c.user_id == user.id, attachments.c.policy_id == policy.id)
-    ).first()
-    if already is not None:
-        return {}  # attaching an attached policy changes nothing and is not an error
-    count = ctx.tx.execute(select(func.count()).select_from(attachments).where(attachments.c.user_id == user.id))
-    if count.scalar_one() >= MANAGED_POLICIES_PER_USER:
-        raise AwsError("LimitExceeded", f"Cannot exceed quota for PoliciesPerUser: {MANAGED_POLICIES_PER_USER}")
-    ctx.tx.execute(attachments.insert().values(user_id=user.id, policy_id=policy.id))
+    quota = MANAGED_POLICIES_PER_USER
+    iam_attachments.attach(ctx, attachments, "user_id", user.id, p["PolicyArn"], quota, "PoliciesPerUser")
     return {}
 
 
 @operation("iam", "DetachUserPolicy")
 def detach_user_policy(ctx: Ctx, p: Params) -> dict[str, Any]:
     user = find_user(ctx.tx, ctx.account_id, p["UserName"])
-    policy = find_policy(ctx, p["PolicyArn"])
-    removed = ctx.tx.execute(
-        delete(attachments).where(attachments.c.user_id == user.id, attachments.c.policy_id == policy.id)
-    )
-    if removed.rowcount == 0:
-        raise AwsError("NoSuchEntity", f"Policy {p['PolicyArn']} was not found.")
+    iam_attachments.detach(ctx, attachments, "user_id", user.id, p["PolicyArn"])
     return {}
 
 
 @operation("iam", "ListAttachedUserPolicies")
 def list_attached_user_policies(ctx: Ctx, p: Params) -> dict[str, Any]:
     user = find_user(ctx.tx, ctx.account_id, p["UserName"])
-    query = (
-        select(policies.c.name, policies.c.arn, policies.c.name_key)
-        .join(attachments, attachments.c.policy_id == policies.c.id)
-        .where(attachments.c.user_id == user.id)
-    )
-    prefix = iam_common.path_filter(policies.c.path, p.get("PathPrefix"))
-    if prefix is not None:
-        query = query.where(prefix)
-    marker, limit = iam_common.page_params(p)
-    page = db.page(ctx.tx, query, [policies.c.name_key, policies.c.arn], marker, limit)
-    return iam_common.paged(
-        page, "AttachedPolicies", [{"PolicyName": row.name, "PolicyArn": row.arn} for row in page[0]]
-    )
+    return iam_attachments.list_attached(ctx, attachments, "user_id", user.id, p)

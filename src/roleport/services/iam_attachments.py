@@ -1,0 +1,50 @@
+"""Managed policies attached to a role or a user: one implementation for both kinds of principal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Table, delete, func, select
+
+from roleport.context import Ctx, Params
+from roleport.errors import AwsError
+from roleport.services import iam_common
+from roleport.services.iam_policies import find_policy
+from roleport.store import db, schema
+
+policies = schema.policies
+
+
+def attach(ctx: Ctx, link: Table, owner: str, owner_id: str, arn: str, quota: int, quota_name: str) -> None:
+    policy = find_policy(ctx, arn)
+    already = ctx.tx.execute(
+        select(link.c[owner]).where(link.c[owner] == owner_id, link.c.policy_id == policy.id)
+    ).first()
+    if already is not None:
+        return  # attaching an attached policy changes nothing and is not an error
+    count = ctx.tx.execute(select(func.count()).select_from(link).where(link.c[owner] == owner_id))
+    if count.scalar_one() >= quota:
+        raise AwsError("LimitExceeded", f"Cannot exceed quota for {quota_name}: {quota}")
+    ctx.tx.execute(link.insert().values({owner: owner_id, "policy_id": policy.id}))
+
+
+def detach(ctx: Ctx, link: Table, owner: str, owner_id: str, arn: str) -> None:
+    policy = find_policy(ctx, arn)
+    removed = ctx.tx.execute(delete(link).where(link.c[owner] == owner_id, link.c.policy_id == policy.id))
+    if removed.rowcount == 0:
+        raise AwsError("NoSuchEntity", f"Policy {arn} was not found.")
+
+
+def list_attached(ctx: Ctx, link: Table, owner: str, owner_id: str, p: Params) -> dict[str, Any]:
+    query = (
+        select(policies.c.name, policies.c.arn, policies.c.name_key)
+        .join(link, link.c.policy_id == policies.c.id)
+        .where(link.c[owner] == owner_id)
+    )
+    prefix = iam_common.path_filter(policies.c.path, p.get("PathPrefix"))
+    if prefix is not None:
+        query = query.where(prefix)
+    marker, limit = iam_common.page_params(p)
+    page = db.page(ctx.tx, query, [policies.c.name_key, policies.c.arn], marker, limit)
+    attached = [{"PolicyName": row.name, "PolicyArn": row.arn} for row in page[0]]
+    return iam_common.paged(page, "AttachedPolicies", attached)
