@@ -11,12 +11,13 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from roleport import __version__, imds, imds_server
 from roleport.auth import sigv4
 from roleport.config import Settings
+from roleport.console import build_console
 from roleport.errors import AwsError
 from roleport.pipeline import AwsEndpoint, Clock, Pipeline, system_clock
 from roleport.protocol import spec
@@ -80,6 +81,7 @@ def build_app(settings: Settings, clock: Clock = system_clock) -> ASGIApp:
     routes: list[Any] = [
         Route("/_roleport/health", health, methods=["GET"]),
         Route("/_roleport/instances/{instance_id}/metadata-endpoint", metadata_endpoint, methods=["GET"]),
+        Mount("/console", app=build_console(settings, store, clock)),
     ]
     site = Starlette(routes=routes, lifespan=lifespan)
 

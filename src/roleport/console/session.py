@@ -1,0 +1,112 @@
+"""Console sign-in sessions: a signed, expiring cookie that names the access key, and per-session CSRF tokens.
+
+Nothing is kept in the server's memory, so every server process on one database accepts the same cookie: the token is
+HMAC-SHA256 over (access key id, expiry, nonce) with a key kept in `server_secrets`, made once by the first server to
+need it. The cookie names the key, never the secret; the key is checked again on every request (actions.py), so a
+deleted or deactivated access key ends its console sessions at once.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import bindparam, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from roleport.store import schema
+from roleport.store.db import Prepared, Store
+
+COOKIE = "roleport_console"
+SIGNIN_COOKIE = "roleport_console_signin"  # the nonce the sign-in form's CSRF token is bound to
+# AWS console sessions of IAM users last 12 hours (IAM User Guide, "Sign in to the AWS Management Console").
+LIFETIME = timedelta(hours=12)
+KEY_NAME = "console-session-key"
+_VERSION = "v1"
+
+_KEY = Prepared(select(schema.server_secrets.c.value).where(schema.server_secrets.c.name == bindparam("name")))
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """A verified cookie: whose key it names, until when, and the CSRF token of this session."""
+
+    access_key_id: str
+    expires: datetime
+    csrf: str
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class Sessions:
+    """Issues and checks console cookies and CSRF tokens; the signing key is read from the store once."""
+
+    def __init__(self, store: Store, clock: Callable[[], datetime]) -> None:
+        self.store = store
+        self.clock = clock
+        self._key: bytes | None = None
+        self._lock = threading.Lock()
+
+    def key(self) -> bytes:
+        if self._key is None:
+            with self._lock, self.store.transaction(write=True) as tx:
+                # The first server to get here makes the key; the others (and later restarts) read the same one.
+                insert = postgresql.insert if tx.dialect.name == "postgresql" else sqlite.insert
+                made = insert(schema.server_secrets).values(name=KEY_NAME, value=secrets.token_hex(32))
+                tx.execute(made.on_conflict_do_nothing())
+                self._key = bytes.fromhex(tx.execute(_KEY, {"name": KEY_NAME}).scalar_one())
+        return self._key
+
+    def _mac(self, purpose: str, text: str) -> str:
+        return hmac.new(self.key(), f"{purpose}|{text}".encode(), hashlib.sha256).hexdigest()
+
+    def issue(self, access_key_id: str) -> tuple[str, datetime]:
+        """A new session's cookie value and its expiry."""
+        expires = self.clock() + LIFETIME
+        payload = f"{_VERSION}.{_b64(access_key_id.encode())}.{int(expires.timestamp())}.{secrets.token_urlsafe(16)}"
+        return f"{payload}.{self._mac('session', payload)}", expires
+
+    def read(self, token: str | None) -> Session | None:
+        """The session a cookie carries, or None when it is missing, forged, altered or expired."""
+        if not token or len(token) > 1024:
+            return None
+        payload, _, mac = token.rpartition(".")
+        if not hmac.compare_digest(mac.encode(), self._mac("session", payload).encode()):
+            return None
+        parts = payload.split(".")
+        if len(parts) != 4:
+            return None
+        version, key_b64, expiry, nonce = parts
+        if version != _VERSION or not expiry.isdigit() or not nonce:
+            return None
+        expires = datetime.fromtimestamp(int(expiry), UTC)
+        if expires <= self.clock():
+            return None
+        try:
+            access_key_id = _unb64(key_b64).decode()
+        except (ValueError, UnicodeDecodeError):
+            return None
+        return Session(access_key_id, expires, self._mac("csrf", nonce))
+
+    def signin_nonce(self) -> str:
+        return secrets.token_urlsafe(16)
+
+    def signin_csrf(self, nonce: str) -> str:
+        """The sign-in form's token: bound to a nonce in a short-lived cookie, since there is no session yet."""
+        return self._mac("signin", nonce)
+
+    @staticmethod
+    def same(expected: str, given: str | None) -> bool:
+        return bool(given) and hmac.compare_digest(expected.encode(), (given or "").encode())
