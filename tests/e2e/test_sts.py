@@ -158,3 +158,31 @@ def test_request_signed_twenty_minutes_ago_is_expired(server: Server, monkeypatc
     error = error_of(server.client("sts").get_caller_identity)
     assert (error["Code"], error["Status"]) == ("SignatureDoesNotMatch", 403)
     assert error["Message"].startswith(f"Signature expired: {signed_at.strftime('%Y%m%dT%H%M%SZ')} is now earlier than")
+
+
+def test_instance_credentials_past_expiration_are_expired_token(make_server: Any, name: Any) -> None:
+    import json
+    import time
+    import urllib.request
+
+    server = make_server(extra_args=["--credential-lifetime-seconds", "2", "--state-transition-seconds", "0"])
+    iam, ec2 = server.client("iam"), server.client("ec2")
+    iam.create_role(RoleName="short-lived", AssumeRolePolicyDocument=EC2_TRUST)
+    iam.create_instance_profile(InstanceProfileName="short-lived")
+    iam.add_role_to_instance_profile(InstanceProfileName="short-lived", RoleName="short-lived")
+    launched = ec2.run_instances(
+        ImageId="ami-0abcdef1234567890", MinCount=1, MaxCount=1, IamInstanceProfile={"Name": "short-lived"}
+    )
+    instance = launched["Instances"][0]["InstanceId"]
+    url = f"{server.url}/imds/{instance}/latest/meta-data/iam/security-credentials/short-lived"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        document = json.loads(response.read())
+    creds = {"key": document["AccessKeyId"], "secret": document["SecretAccessKey"], "token": document["Token"]}
+    sts = client_as(server, "sts", creds)
+    assert sts.get_caller_identity()["Arn"] == f"arn:aws:sts::{ACCOUNT}:assumed-role/short-lived/{instance}"
+    time.sleep(2.5)
+    assert error_of(sts.get_caller_identity) == {
+        "Code": "ExpiredToken",
+        "Message": "The security token included in the request is expired",
+        "Status": 403,
+    }
