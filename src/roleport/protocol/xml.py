@@ -163,13 +163,13 @@ def _url_encoded(text: str) -> str:
     return quote(text, safe="")
 
 
-@functools.lru_cache(maxsize=8192)
 def _timestamp(value: datetime, ec2: bool) -> str:
-    # Creation dates repeat on every read of an entity, and strftime is slow next to a cache hit.
-    value = value.astimezone(UTC)
+    # isoformat costs a fraction of strftime; dates differ per entity, so a cache would only help until it
+    # overflowed (and make a page's cost depend on how many entities exist).
+    utc = value if value.tzinfo is UTC else value.astimezone(UTC)
     if ec2:
-        return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return utc.isoformat(timespec="milliseconds")[:23] + "Z"
+    return utc.isoformat(timespec="seconds")[:19] + "Z"
 
 
 def _text(value: str) -> str:
