@@ -3,8 +3,10 @@ routes beside them."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any
 
 from starlette.applications import Starlette
@@ -16,6 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from roleport import __version__, imds, imds_server
 from roleport.auth import sigv4
+from roleport.clock import ControlledClock
 from roleport.config import Settings
 from roleport.console import build_console
 from roleport.errors import AwsError
@@ -26,6 +29,8 @@ from roleport.store.db import Store
 
 
 def build_app(settings: Settings, clock: Clock = system_clock) -> ASGIApp:
+    if settings.clock == "controlled" and clock is system_clock:
+        clock = ControlledClock()
     store = Store(settings.store_url)
     inline = store.kind == "sqlite"  # as for AWS calls: SQLite answers faster than a thread hop (pipeline.py)
     aws = AwsEndpoint(Pipeline(settings, store, clock), inline=inline)
@@ -78,8 +83,21 @@ def build_app(settings: Settings, clock: Clock = system_clock) -> ASGIApp:
             }
         )
 
+    async def clock_endpoint(request: Request) -> Response:
+        """Read the server's clock; with --clock controlled, move it ({"advance_seconds": N} or {"set": ISO})."""
+        body = await request.body()
+        try:
+            _check_root(settings, request, body, clock)
+            if request.method == "POST":
+                _move_clock(clock, body)
+        except AwsError as failure:
+            return _error(failure.code, failure.message, failure.status or 400)
+        mode = "controlled" if isinstance(clock, ControlledClock) else "real"
+        return JSONResponse({"mode": mode, "now": clock().isoformat().replace("+00:00", "Z")})
+
     routes: list[Any] = [
         Route("/_roleport/health", health, methods=["GET"]),
+        Route("/_roleport/clock", clock_endpoint, methods=["GET", "POST"]),
         Route("/_roleport/instances/{instance_id}/metadata-endpoint", metadata_endpoint, methods=["GET"]),
         Mount("/console", app=build_console(settings, store, clock)),
     ]
@@ -107,7 +125,24 @@ def _check_root(settings: Settings, request: Request, body: bytes, clock: Clock)
     if signed.access_key_id != settings.root_access_key:
         raise AwsError("InvalidClientTokenId", "The security token included in the request is invalid.", status=403)
     raw_path = request.scope.get("raw_path", b"/").decode("latin-1").split("?", 1)[0]
-    sigv4.verify(signed, request.method, raw_path, query, headers, body, settings.root_secret_key, clock())
+    sigv4.verify(signed, request.method, raw_path, query, headers, body, settings.root_secret_key, system_clock())
+
+
+def _move_clock(clock: Clock, body: bytes) -> None:
+    if not isinstance(clock, ControlledClock):
+        raise AwsError(
+            "InvalidRequest", "The clock is real: start roleport with --clock controlled to move it.", status=400
+        )
+    try:
+        order = json.loads(body or b"{}")
+        if "advance_seconds" in order:
+            clock.advance(float(order["advance_seconds"]))
+        elif "set" in order:
+            clock.set(datetime.fromisoformat(str(order["set"]).replace("Z", "+00:00")))
+        else:
+            raise ValueError("give advance_seconds or set")
+    except (ValueError, TypeError, AttributeError) as problem:
+        raise AwsError("InvalidRequest", f"Bad clock request: {problem}", status=400) from None
 
 
 def _error(code: str, message: str, status: int) -> Response:

@@ -69,6 +69,14 @@ def _server_options(command: Callable[..., Any]) -> Callable[..., Any]:
             help="How long the role credentials an instance's metadata service hands out stay valid.",
         ),
         click.option(
+            "--clock",
+            envvar="ROLEPORT_CLOCK",
+            type=click.Choice(["real", "controlled"]),
+            default="real",
+            show_default=True,
+            help="controlled: the server's clock stands still until POST /_roleport/clock moves it.",
+        ),
+        click.option(
             "--quota",
             "quotas",
             envvar="ROLEPORT_QUOTAS",
@@ -94,6 +102,7 @@ def _settings(
     quotas: tuple[str, ...] = (),
     state_transition_seconds: float = 0.2,
     credential_lifetime_seconds: int = DEFAULT_CREDENTIAL_LIFETIME_SECONDS,
+    clock: str = "real",
 ) -> Settings:
     if bool(root_access_key) != bool(root_secret_key):
         raise click.UsageError("--root-access-key and --root-secret-key go together")
@@ -117,6 +126,7 @@ def _settings(
         quotas=limits,
         state_transition_seconds=state_transition_seconds,
         credential_lifetime_seconds=credential_lifetime_seconds,
+        clock=clock,
     )
 
 

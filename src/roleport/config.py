@@ -66,6 +66,8 @@ class Settings:
     # How long EC2's passing states last (pending, stopping, shutting-down, associating, disassociating), so clients
     # and waiters see them; the stable state follows once the time has passed.
     state_transition_seconds: float = 0.2
+    # "real", or "controlled": the server's clock stands still until POST /_roleport/clock moves it.
+    clock: str = "real"
     # How long the role credentials an instance's metadata service hands out stay valid.
     credential_lifetime_seconds: int = DEFAULT_CREDENTIAL_LIFETIME_SECONDS
 

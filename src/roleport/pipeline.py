@@ -6,7 +6,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -16,6 +16,7 @@ from starlette.types import Receive, Scope, Send
 from roleport.auth import identity, resources, sigv4
 from roleport.auth import principal as principals
 from roleport.auth.access import Access
+from roleport.clock import system_clock
 from roleport.config import Settings
 from roleport.context import Ctx, Principal
 from roleport.errors import AwsError
@@ -26,10 +27,6 @@ from roleport.store.db import Store, Tx
 log = logging.getLogger("roleport")
 
 Clock = Callable[[], datetime]
-
-
-def system_clock() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +85,7 @@ class Pipeline:
                     request.headers,
                     request.body,
                     secret,
-                    now,
+                    system_clock(),  # clients sign with real time, whatever the server's clock says
                 )
             except AwsError as error:
                 raise (_ec2_auth_error(error) if service == "ec2" else error) from None

@@ -1,0 +1,84 @@
+"""The server's clock: real by default; with --clock controlled, tests move it through /_roleport/clock."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+from tests.conftest import EC2_TRUST, ROOT_KEY, ROOT_SECRET, Server
+from tests.e2e.helpers import error_of
+from tests.e2e.principals import client_as
+
+
+def clock_call(
+    server: Server, order: dict[str, Any] | None = None, secret: str = ROOT_SECRET
+) -> tuple[int, dict[str, Any]]:
+    """GET (or, with an order, POST) /_roleport/clock signed with SigV4 by the root key."""
+    data = json.dumps(order).encode() if order is not None else b""
+    request = AWSRequest(method="POST" if order is not None else "GET", url=f"{server.url}/_roleport/clock", data=data)
+    SigV4Auth(Credentials(ROOT_KEY, secret), "roleport", "us-east-1").add_auth(request)
+    prepared = request.prepare()
+    raw = urllib.request.Request(
+        prepared.url, data=prepared.body or None, method=request.method, headers=dict(prepared.headers)
+    )
+    try:
+        with urllib.request.urlopen(raw, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        with error:
+            return error.code, json.loads(error.read())
+
+
+def test_real_clock_reads_but_does_not_move(server: Server) -> None:
+    status, body = clock_call(server)
+    assert status == 200 and body["mode"] == "real"
+    status, body = clock_call(server, {"advance_seconds": 60})
+    assert status == 400 and body["Error"]["Code"] == "InvalidRequest"
+
+
+def test_clock_needs_the_root_signature(server: Server) -> None:
+    status, body = clock_call(server, secret="wrong")
+    assert status == 403 and body["Error"]["Code"] == "SignatureDoesNotMatch"
+
+
+def test_controlled_clock_drives_instance_transitions(make_server: Any) -> None:
+    server = make_server(extra_args=["--clock", "controlled", "--state-transition-seconds", "30"])
+    ec2 = server.client("ec2")
+    instance = ec2.run_instances(ImageId="ami-0abcdef1234567890", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    state = ec2.describe_instances(InstanceIds=[instance])["Reservations"][0]["Instances"][0]["State"]["Name"]
+    assert state == "pending"  # the clock stands still, so the instance stays pending however long the test takes
+    status, body = clock_call(server, {"advance_seconds": 31})
+    assert status == 200 and body["mode"] == "controlled"
+    state = ec2.describe_instances(InstanceIds=[instance])["Reservations"][0]["Instances"][0]["State"]["Name"]
+    assert state == "running"
+
+
+def test_controlled_clock_expires_and_rotates_instance_credentials(make_server: Any) -> None:
+    server = make_server(extra_args=["--clock", "controlled", "--state-transition-seconds", "0"])
+    iam, ec2 = server.client("iam"), server.client("ec2")
+    iam.create_role(RoleName="rotating", AssumeRolePolicyDocument=EC2_TRUST)
+    iam.create_instance_profile(InstanceProfileName="rotating")
+    iam.add_role_to_instance_profile(InstanceProfileName="rotating", RoleName="rotating")
+    instance = ec2.run_instances(
+        ImageId="ami-0abcdef1234567890", MinCount=1, MaxCount=1, IamInstanceProfile={"Name": "rotating"}
+    )["Instances"][0]["InstanceId"]
+    url = f"{server.url}/imds/{instance}/latest/meta-data/iam/security-credentials/rotating"
+
+    def fetch() -> dict[str, str]:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            document = json.loads(response.read())
+        return {"key": document["AccessKeyId"], "secret": document["SecretAccessKey"], "token": document["Token"]}
+
+    first = fetch()
+    assert client_as(server, "sts", first).get_caller_identity()["Arn"].endswith(f"assumed-role/rotating/{instance}")
+    clock_call(server, {"advance_seconds": 7 * 3600})  # past the 6-hour lifetime, in a moment of test time
+    assert error_of(client_as(server, "sts", first).get_caller_identity)["Code"] == "ExpiredToken"
+    second = fetch()
+    assert second["key"] != first["key"]
+    assert client_as(server, "sts", second).get_caller_identity()["Arn"].endswith(f"/{instance}")
