@@ -5,61 +5,18 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import pytest
 from botocore.exceptions import ClientError
 
 from tests.conftest import Server
+from tests.e2e.conftest import SLOW_TRANSITION
 from tests.e2e.helpers import error_of
 
 AMI = "ami-0abcdef1234567890"
-SLOW = "1.5"  # seconds in a passing state on the `slow` server
-
-
-@pytest.fixture(scope="module")
-def fast(backend: str | None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """A server whose passing states settle at once: the next read sees running, associated, disassociated..."""
-    data_dir = tmp_path_factory.mktemp("assoc-fast") / "data"
-    running = Server(data_dir=data_dir, database_url=backend, extra_args=["--state-transition-seconds", "0"]).start()
-    yield running
-    running.stop()
-
-
-@pytest.fixture(scope="module")
-def slow(backend: str | None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """A server whose passing states last long enough for a test to see them whatever the machine's load."""
-    data_dir = tmp_path_factory.mktemp("assoc-slow") / "data"
-    running = Server(data_dir=data_dir, database_url=backend, extra_args=["--state-transition-seconds", SLOW]).start()
-    yield running
-    running.stop()
-
-
-@pytest.fixture
-def ec2_slow(slow: Server) -> Any:
-    return slow.client("ec2")
-
-
-@pytest.fixture
-def iam_slow(slow: Server) -> Any:
-    return slow.client("iam")
-
-
-@pytest.fixture
-def ec2(server: Server) -> Any:
-    return server.client("ec2")
-
-
-@pytest.fixture
-def ec2_now(fast: Server) -> Any:
-    return fast.client("ec2")
-
-
-@pytest.fixture
-def iam_now(fast: Server) -> Any:
-    return fast.client("iam")
+SLOW = SLOW_TRANSITION
 
 
 def make_profile(iam: Any, profile_name: str, path: str = "/") -> dict[str, Any]:
