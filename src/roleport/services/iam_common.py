@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Table, bindparam, delete, func, select, update
@@ -55,6 +56,27 @@ def paged(rows_and_marker: tuple[list[Any], str | None], key: str, items: list[A
     if marker is not None:
         result["Marker"] = marker
     return result
+
+
+def check_boundary(tx: Tx, arn: str | None) -> None:
+    """A PermissionsBoundary must name an existing managed policy (CreateRole, CreateUser references)."""
+    if arn is None:
+        return
+    if tx.execute(select(schema.policies.c.id).where(schema.policies.c.arn == arn)).first() is None:
+        raise AwsError("NoSuchEntity", f"Scope ARN: {arn} does not exist or is not attachable.")
+
+
+def list_by_path(
+    tx: Tx, table: Table, account_id: str, p: dict[str, Any], key: str, render: Callable[[Any], dict[str, Any]]
+) -> dict[str, Any]:
+    """A List call over named entities of an account: PathPrefix, then keyset paging by name."""
+    query = select(table).where(table.c.account_id == account_id)
+    prefix = path_filter(table.c.path, p.get("PathPrefix"))
+    if prefix is not None:
+        query = query.where(prefix)
+    marker, limit = page_params(p)
+    page = db.page(tx, query, [table.c.name_key], marker, limit)
+    return paged(page, key, [render(row) for row in page[0]])
 
 
 def check_tags(tags: list[dict[str, str]]) -> None:

@@ -13,7 +13,7 @@ from roleport.errors import AwsError
 from roleport.services import iam_common
 from roleport.services.iam_common import find_role
 from roleport.services.registry import operation
-from roleport.store import db, schema
+from roleport.store import schema
 from roleport.store.db import Row
 
 roles = schema.roles
@@ -52,18 +52,10 @@ def _boundary(row: Row) -> dict[str, Any]:
     }
 
 
-def _check_boundary(ctx: Ctx, arn: str | None) -> None:
-    if arn is None:
-        return
-    found = ctx.tx.execute(select(schema.policies.c.id).where(schema.policies.c.arn == arn)).first()
-    if found is None:
-        raise AwsError("NoSuchEntity", f"Scope ARN: {arn} does not exist or is not attachable.")
-
-
 @operation("iam", "CreateRole")
 def create_role(ctx: Ctx, p: Params) -> dict[str, Any]:
     policy_document.parse(p["AssumeRolePolicyDocument"], trust=True)
-    _check_boundary(ctx, p.get("PermissionsBoundary"))
+    iam_common.check_boundary(ctx.tx, p.get("PermissionsBoundary"))
     quota = ctx.settings.quotas.roles_per_account
     full = AwsError("LimitExceeded", f"Cannot exceed quota for RolesPerAccount: {quota}.")
     iam_common.claim(ctx.tx, "roles", ctx.account_id, quota, full)
@@ -99,13 +91,7 @@ def get_role(ctx: Ctx, p: Params) -> dict[str, Any]:
 
 @operation("iam", "ListRoles")
 def list_roles(ctx: Ctx, p: Params) -> dict[str, Any]:
-    marker, limit = iam_common.page_params(p)
-    query = select(roles).where(roles.c.account_id == ctx.account_id)
-    prefix = iam_common.path_filter(roles.c.path, p.get("PathPrefix"))
-    if prefix is not None:
-        query = query.where(prefix)
-    page = db.page(ctx.tx, query, [roles.c.name_key], marker, limit)
-    return iam_common.paged(page, "Roles", [role_out(row) for row in page[0]])
+    return iam_common.list_by_path(ctx.tx, roles, ctx.account_id, p, "Roles", role_out)
 
 
 @operation("iam", "UpdateRole")

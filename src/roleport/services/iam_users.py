@@ -11,7 +11,7 @@ from roleport.context import Ctx, Params
 from roleport.errors import AwsError
 from roleport.services import iam_common
 from roleport.services.registry import operation
-from roleport.store import db, schema
+from roleport.store import schema
 from roleport.store.db import Prepared, Row, Tx
 
 users = schema.users
@@ -103,17 +103,9 @@ def _root_out(ctx: Ctx) -> dict[str, Any]:
     return {"UserId": ctx.account_id, "Arn": ctx.principal.arn}
 
 
-def _check_boundary(ctx: Ctx, arn: str | None) -> None:
-    if arn is None:
-        return
-    found = ctx.tx.execute(select(schema.policies.c.id).where(schema.policies.c.arn == arn)).first()
-    if found is None:
-        raise AwsError("NoSuchEntity", f"Scope ARN: {arn} does not exist or is not attachable.")
-
-
 @operation("iam", "CreateUser")
 def create_user(ctx: Ctx, p: Params) -> dict[str, Any]:
-    _check_boundary(ctx, p.get("PermissionsBoundary"))
+    iam_common.check_boundary(ctx.tx, p.get("PermissionsBoundary"))
     count = ctx.tx.execute(select(func.count()).select_from(users).where(users.c.account_id == ctx.account_id))
     if count.scalar_one() >= USERS_PER_ACCOUNT:
         raise AwsError("LimitExceeded", f"Cannot exceed quota for UsersPerAccount: {USERS_PER_ACCOUNT}")
@@ -145,13 +137,7 @@ def get_user(ctx: Ctx, p: Params) -> dict[str, Any]:
 
 @operation("iam", "ListUsers")
 def list_users(ctx: Ctx, p: Params) -> dict[str, Any]:
-    marker, limit = iam_common.page_params(p)
-    query = select(users).where(users.c.account_id == ctx.account_id)
-    prefix = iam_common.path_filter(users.c.path, p.get("PathPrefix"))
-    if prefix is not None:
-        query = query.where(prefix)
-    page = db.page(ctx.tx, query, [users.c.name_key], marker, limit)
-    return iam_common.paged(page, "Users", [user_out(row) for row in page[0]])
+    return iam_common.list_by_path(ctx.tx, users, ctx.account_id, p, "Users", user_out)
 
 
 @operation("iam", "UpdateUser")
