@@ -1,4 +1,4 @@
-"""Managed policies attached to a role or a user: one implementation for both kinds of principal."""
+"""A role's or a user's own policies, inline and attached: one implementation for both kinds of principal."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import Table, delete, func, select
 
+from roleport.auth import policy_document
 from roleport.context import Ctx, Params
 from roleport.errors import AwsError
 from roleport.services import iam_common
@@ -48,3 +49,44 @@ def list_attached(ctx: Ctx, link: Table, owner: str, owner_id: str, p: Params) -
     page = db.page(ctx.tx, query, [policies.c.name_key, policies.c.arn], marker, limit)
     attached = [{"PolicyName": row.name, "PolicyArn": row.arn} for row in page[0]]
     return iam_common.paged(page, "AttachedPolicies", attached)
+
+
+def _size(document: str) -> int:
+    # IAM quotas count inline policy size without white space.
+    return sum(1 for c in document if not c.isspace())
+
+
+def _no_such_inline(kind: str, name: str) -> AwsError:
+    return AwsError("NoSuchEntity", f"The {kind} policy with name {name} cannot be found.")
+
+
+def put_inline(ctx: Ctx, table: Table, owner: str, row: Any, kind: str, p: Params, size_limit: int) -> None:
+    """Add or replace an inline policy; the principal's inline policies together must fit the size quota."""
+    policy_document.parse(p["PolicyDocument"])
+    name = p["PolicyName"]
+    ctx.tx.execute(delete(table).where(table.c[owner] == row.id, table.c.name == name))
+    ctx.tx.execute(table.insert().values({owner: row.id, "name": name, "document": p["PolicyDocument"]}))
+    documents = ctx.tx.execute(select(table.c.document).where(table.c[owner] == row.id)).scalars()
+    if sum(_size(document) for document in documents) > size_limit:
+        raise AwsError("LimitExceeded", f"Maximum policy size of {size_limit} bytes exceeded for {kind} {row.name}")
+
+
+def get_inline(ctx: Ctx, table: Table, owner: str, owner_id: str, kind: str, name: str) -> str:
+    document = ctx.tx.execute(
+        select(table.c.document).where(table.c[owner] == owner_id, table.c.name == name)
+    ).scalar_one_or_none()
+    if document is None:
+        raise _no_such_inline(kind, name)
+    return str(document)
+
+
+def delete_inline(ctx: Ctx, table: Table, owner: str, owner_id: str, kind: str, name: str) -> None:
+    removed = ctx.tx.execute(delete(table).where(table.c[owner] == owner_id, table.c.name == name))
+    if removed.rowcount == 0:
+        raise _no_such_inline(kind, name)
+
+
+def list_inline(ctx: Ctx, table: Table, owner: str, owner_id: str, p: Params) -> dict[str, Any]:
+    marker, limit = iam_common.page_params(p)
+    page = db.page(ctx.tx, select(table.c.name).where(table.c[owner] == owner_id), [table.c.name], marker, limit)
+    return iam_common.paged(page, "PolicyNames", [row.name for row in page[0]])

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, select
-
-from roleport.auth import policy_document
 from roleport.context import Ctx, Params
-from roleport.errors import AwsError
-from roleport.services import iam_attachments, iam_common
+from roleport.services import iam_attachments
 from roleport.services.iam_users import find_user
 from roleport.services.registry import operation
-from roleport.store import db, schema
+from roleport.store import schema
 
 inline = schema.user_inline_policies
 attachments = schema.user_policy_attachments
@@ -26,55 +22,31 @@ USER_INLINE_POLICY_SIZE = 2048
 MANAGED_POLICIES_PER_USER = 10
 
 
-def _size(document: str) -> int:
-    return sum(1 for c in document if not c.isspace())
-
-
-def _no_such_policy(name: str) -> AwsError:
-    return AwsError("NoSuchEntity", f"The user policy with name {name} cannot be found.")
-
-
 @operation("iam", "PutUserPolicy")
 def put_user_policy(ctx: Ctx, p: Params) -> dict[str, Any]:
     user = find_user(ctx.tx, ctx.account_id, p["UserName"])
-    policy_document.parse(p["PolicyDocument"])
-    name = p["PolicyName"]
-    ctx.tx.execute(delete(inline).where(inline.c.user_id == user.id, inline.c.name == name))
-    ctx.tx.execute(inline.insert().values(user_id=user.id, name=name, document=p["PolicyDocument"]))
-    documents = ctx.tx.execute(select(inline.c.document).where(inline.c.user_id == user.id)).scalars()
-    if sum(_size(document) for document in documents) > USER_INLINE_POLICY_SIZE:
-        raise AwsError(
-            "LimitExceeded", f"Maximum policy size of {USER_INLINE_POLICY_SIZE} bytes exceeded for user {user.name}"
-        )
+    iam_attachments.put_inline(ctx, inline, "user_id", user, "user", p, USER_INLINE_POLICY_SIZE)
     return {}
 
 
 @operation("iam", "GetUserPolicy")
 def get_user_policy(ctx: Ctx, p: Params) -> dict[str, Any]:
     user = find_user(ctx.tx, ctx.account_id, p["UserName"])
-    document = ctx.tx.execute(
-        select(inline.c.document).where(inline.c.user_id == user.id, inline.c.name == p["PolicyName"])
-    ).scalar_one_or_none()
-    if document is None:
-        raise _no_such_policy(p["PolicyName"])
+    document = iam_attachments.get_inline(ctx, inline, "user_id", user.id, "user", p["PolicyName"])
     return {"UserName": user.name, "PolicyName": p["PolicyName"], "PolicyDocument": document}
 
 
 @operation("iam", "DeleteUserPolicy")
 def delete_user_policy(ctx: Ctx, p: Params) -> dict[str, Any]:
     user = find_user(ctx.tx, ctx.account_id, p["UserName"])
-    removed = ctx.tx.execute(delete(inline).where(inline.c.user_id == user.id, inline.c.name == p["PolicyName"]))
-    if removed.rowcount == 0:
-        raise _no_such_policy(p["PolicyName"])
+    iam_attachments.delete_inline(ctx, inline, "user_id", user.id, "user", p["PolicyName"])
     return {}
 
 
 @operation("iam", "ListUserPolicies")
 def list_user_policies(ctx: Ctx, p: Params) -> dict[str, Any]:
     user = find_user(ctx.tx, ctx.account_id, p["UserName"])
-    marker, limit = iam_common.page_params(p)
-    page = db.page(ctx.tx, select(inline.c.name).where(inline.c.user_id == user.id), [inline.c.name], marker, limit)
-    return iam_common.paged(page, "PolicyNames", [row.name for row in page[0]])
+    return iam_attachments.list_inline(ctx, inline, "user_id", user.id, p)
 
 
 @operation("iam", "AttachUserPolicy")
