@@ -117,14 +117,32 @@ def _tags_table(name: str, owner: str) -> Table:
 role_tags = _tags_table("role_tags", "roles")
 profile_tags = _tags_table("instance_profile_tags", "instance_profiles")
 
-role_inline_policies = Table(
-    "role_inline_policies",
-    metadata,
-    Column("role_id", String(32), ForeignKey("roles.id", ondelete="CASCADE"), nullable=False),
-    Column("name", String(128), nullable=False),
-    Column("document", Text, nullable=False),
-    PrimaryKeyConstraint("role_id", "name"),
-)
+
+def _inline_policies_table(owner: str) -> Table:
+    """A principal's inline policies: `role` or `user`, keyed by the owner and the policy name."""
+    return Table(
+        f"{owner}_inline_policies",
+        metadata,
+        Column(f"{owner}_id", String(32), ForeignKey(f"{owner}s.id", ondelete="CASCADE"), nullable=False),
+        Column("name", String(128), nullable=False),
+        Column("document", Text, nullable=False),
+        PrimaryKeyConstraint(f"{owner}_id", "name"),
+    )
+
+
+def _attachments_table(owner: str) -> Table:
+    """The managed policies attached to a principal, indexed by policy too (AttachmentCount, DeletePolicy)."""
+    return Table(
+        f"{owner}_policy_attachments",
+        metadata,
+        Column(f"{owner}_id", String(32), ForeignKey(f"{owner}s.id", ondelete="CASCADE"), nullable=False),
+        Column("policy_id", String(32), ForeignKey("policies.id"), nullable=False),
+        PrimaryKeyConstraint(f"{owner}_id", "policy_id"),
+        Index(f"ix_{owner}_policy_attachments_policy", "policy_id", f"{owner}_id"),
+    )
+
+
+role_inline_policies = _inline_policies_table("role")
 
 # AWS managed policies live here too, under account "aws", so one table answers GetPolicy and ListPolicies.
 policies = Table(
@@ -159,14 +177,7 @@ policy_versions = Table(
 
 policy_tags = _tags_table("policy_tags", "policies")
 
-role_policy_attachments = Table(
-    "role_policy_attachments",
-    metadata,
-    Column("role_id", String(32), ForeignKey("roles.id", ondelete="CASCADE"), nullable=False),
-    Column("policy_id", String(32), ForeignKey("policies.id"), nullable=False),
-    PrimaryKeyConstraint("role_id", "policy_id"),
-    Index("ix_role_policy_attachments_policy", "policy_id", "role_id"),
-)
+role_policy_attachments = _attachments_table("role")
 
 
 # ---------------------------------------------------------------------------------------------- EC2
@@ -271,23 +282,9 @@ users = Table(
 
 user_tags = _tags_table("user_tags", "users")
 
-user_inline_policies = Table(
-    "user_inline_policies",
-    metadata,
-    Column("user_id", String(32), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
-    Column("name", String(128), nullable=False),
-    Column("document", Text, nullable=False),
-    PrimaryKeyConstraint("user_id", "name"),
-)
+user_inline_policies = _inline_policies_table("user")
 
-user_policy_attachments = Table(
-    "user_policy_attachments",
-    metadata,
-    Column("user_id", String(32), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
-    Column("policy_id", String(32), ForeignKey("policies.id"), nullable=False),
-    PrimaryKeyConstraint("user_id", "policy_id"),
-    Index("ix_user_policy_attachments_policy", "policy_id", "user_id"),
-)
+user_policy_attachments = _attachments_table("user")
 
 # Long-term keys of IAM users (AKIA…). No cascade from users: DeleteUser is refused while keys exist (DeleteUser
 # reference), and the foreign key keeps it so.
