@@ -3,10 +3,8 @@ routes beside them."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from datetime import datetime
 from typing import Any
 
 from starlette.applications import Starlette
@@ -16,8 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from roleport import __version__, imds, imds_server
-from roleport.auth import sigv4
+from roleport import __version__, admin, imds, imds_server
 from roleport.clock import ControlledClock
 from roleport.config import Settings
 from roleport.console import build_console
@@ -25,13 +22,17 @@ from roleport.errors import AwsError
 from roleport.pipeline import AwsEndpoint, Clock, Pipeline, system_clock
 from roleport.protocol import spec
 from roleport.services import iam_common, iam_policies
+from roleport.store import journal
 from roleport.store.db import Store
 
 
 def build_app(settings: Settings, clock: Clock = system_clock) -> ASGIApp:
     if settings.clock == "controlled" and clock is system_clock:
         clock = ControlledClock()
-    store = Store(settings.store_url)
+    propagation = journal.Propagation(
+        clock, settings.propagation_delay, settings.propagation_jitter, settings.association_delay
+    )
+    store = Store(settings.store_url, journal=propagation.journal)
     inline = store.kind == "sqlite"  # as for AWS calls: SQLite answers faster than a thread hop (pipeline.py)
     aws = AwsEndpoint(Pipeline(settings, store, clock), inline=inline)
     metadata = imds.MetadataService(settings, store, clock)
@@ -47,7 +48,7 @@ def build_app(settings: Settings, clock: Clock = system_clock) -> ASGIApp:
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         store.create()
-        with store.transaction(write=True) as tx:
+        with store.transaction(write=True, journaled=False) as tx:
             iam_policies.seed_aws_managed_policies(tx)
             iam_common.ensure_counters(tx, settings.account_id)
         metadata.load_key()
@@ -63,15 +64,17 @@ def build_app(settings: Settings, clock: Clock = system_clock) -> ASGIApp:
     async def metadata_endpoint(request: Request) -> Response:
         """Where an instance's own metadata listener is (opening it), for `roleport exec`; root credentials only."""
         try:
-            _check_root(settings, request, await request.body(), clock)
+            admin.check_root(settings, request, await request.body())
         except AwsError as failure:
-            return _error(failure.code, failure.message, failure.status or 403)
+            return admin.error_response(failure.code, failure.message, failure.status or 403)
         instance_id = request.path_params["instance_id"]
         account = (
             metadata.account_of(instance_id) if inline else await run_in_threadpool(metadata.account_of, instance_id)
         )
         if account != settings.account_id:
-            return _error("InvalidInstanceID.NotFound", f"The instance ID '{instance_id}' does not exist", 404)
+            return admin.error_response(
+                "InvalidInstanceID.NotFound", f"The instance ID '{instance_id}' does not exist", 404
+            )
         port = await listeners.port(instance_id)
         host = request.url.hostname or "127.0.0.1"
         host = f"[{host}]" if ":" in host else host
@@ -83,21 +86,9 @@ def build_app(settings: Settings, clock: Clock = system_clock) -> ASGIApp:
             }
         )
 
-    async def clock_endpoint(request: Request) -> Response:
-        """Read the server's clock; with --clock controlled, move it ({"advance_seconds": N} or {"set": ISO})."""
-        body = await request.body()
-        try:
-            _check_root(settings, request, body, clock)
-            if request.method == "POST":
-                _move_clock(clock, body)
-        except AwsError as failure:
-            return _error(failure.code, failure.message, failure.status or 400)
-        mode = "controlled" if isinstance(clock, ControlledClock) else "real"
-        return JSONResponse({"mode": mode, "now": clock().isoformat().replace("+00:00", "Z")})
-
     routes: list[Any] = [
         Route("/_roleport/health", health, methods=["GET"]),
-        Route("/_roleport/clock", clock_endpoint, methods=["GET", "POST"]),
+        *admin.routes(settings, store, clock, propagation),
         Route("/_roleport/instances/{instance_id}/metadata-endpoint", metadata_endpoint, methods=["GET"]),
         Mount("/console", app=build_console(settings, store, clock)),
     ]
@@ -113,37 +104,3 @@ def build_app(settings: Settings, clock: Clock = system_clock) -> ASGIApp:
             await site(scope, receive, send)
 
     return app
-
-
-def _check_root(settings: Settings, request: Request, body: bytes, clock: Clock) -> None:
-    """SigV4 by the root key, under any service name in the scope; raises AwsError otherwise."""
-    headers = {name.lower(): value for name, value in request.headers.items()}
-    query = request.scope.get("query_string", b"").decode("latin-1")
-    signed = sigv4.parse(request.method, query, headers)
-    if signed is None:
-        raise AwsError("MissingAuthenticationToken", "Request is missing Authentication Token", status=403)
-    if signed.access_key_id != settings.root_access_key:
-        raise AwsError("InvalidClientTokenId", "The security token included in the request is invalid.", status=403)
-    raw_path = request.scope.get("raw_path", b"/").decode("latin-1").split("?", 1)[0]
-    sigv4.verify(signed, request.method, raw_path, query, headers, body, settings.root_secret_key, system_clock())
-
-
-def _move_clock(clock: Clock, body: bytes) -> None:
-    if not isinstance(clock, ControlledClock):
-        raise AwsError(
-            "InvalidRequest", "The clock is real: start roleport with --clock controlled to move it.", status=400
-        )
-    try:
-        order = json.loads(body or b"{}")
-        if "advance_seconds" in order:
-            clock.advance(float(order["advance_seconds"]))
-        elif "set" in order:
-            clock.set(datetime.fromisoformat(str(order["set"]).replace("Z", "+00:00")))
-        else:
-            raise ValueError("give advance_seconds or set")
-    except (ValueError, TypeError, AttributeError) as problem:
-        raise AwsError("InvalidRequest", f"Bad clock request: {problem}", status=400) from None
-
-
-def _error(code: str, message: str, status: int) -> Response:
-    return JSONResponse({"Error": {"Code": code, "Message": message}}, status_code=status)

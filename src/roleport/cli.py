@@ -77,6 +77,30 @@ def _server_options(command: Callable[..., Any]) -> Callable[..., Any]:
             help="controlled: the server's clock stands still until POST /_roleport/clock moves it.",
         ),
         click.option(
+            "--propagation-delay",
+            envvar="ROLEPORT_PROPAGATION_DELAY",
+            default=0.0,
+            show_default=True,
+            type=click.FloatRange(min=0, max=86400),
+            help="Seconds an IAM change takes to reach EC2, instance metadata, authorization and STS (0: at once).",
+        ),
+        click.option(
+            "--propagation-jitter",
+            envvar="ROLEPORT_PROPAGATION_JITTER",
+            default=0.0,
+            show_default=True,
+            type=click.FloatRange(min=0, max=86400),
+            help="Up to this many seconds more, at random, for each IAM change.",
+        ),
+        click.option(
+            "--association-delay",
+            envvar="ROLEPORT_ASSOCIATION_DELAY",
+            default=0.0,
+            show_default=True,
+            type=click.FloatRange(min=0, max=86400),
+            help="Seconds an instance's association change takes to reach its metadata service.",
+        ),
+        click.option(
             "--quota",
             "quotas",
             envvar="ROLEPORT_QUOTAS",
@@ -103,6 +127,9 @@ def _settings(
     state_transition_seconds: float = 0.2,
     credential_lifetime_seconds: int = DEFAULT_CREDENTIAL_LIFETIME_SECONDS,
     clock: str = "real",
+    propagation_delay: float = 0.0,
+    propagation_jitter: float = 0.0,
+    association_delay: float = 0.0,
 ) -> Settings:
     if bool(root_access_key) != bool(root_secret_key):
         raise click.UsageError("--root-access-key and --root-secret-key go together")
@@ -127,6 +154,9 @@ def _settings(
         state_transition_seconds=state_transition_seconds,
         credential_lifetime_seconds=credential_lifetime_seconds,
         clock=clock,
+        propagation_delay=propagation_delay,
+        propagation_jitter=propagation_jitter,
+        association_delay=association_delay,
     )
 
 

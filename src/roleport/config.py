@@ -70,6 +70,12 @@ class Settings:
     clock: str = "real"
     # How long the role credentials an instance's metadata service hands out stay valid.
     credential_lifetime_seconds: int = DEFAULT_CREDENTIAL_LIFETIME_SECONDS
+    # Eventual consistency (store/journal.py), as the server starts; POST /_roleport/propagation changes them later.
+    # How long an IAM change takes to reach EC2, the metadata service, authorization and STS, plus a random 0..jitter.
+    propagation_delay: float = 0.0
+    propagation_jitter: float = 0.0
+    # How long replacing or removing an instance's association takes to reach its metadata service.
+    association_delay: float = 0.0
 
     @property
     def store_url(self) -> str:

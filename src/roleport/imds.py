@@ -44,7 +44,7 @@ from roleport.errors import AwsError
 from roleport.pipeline import Clock
 from roleport.services import sts_sessions
 from roleport.services.ec2_common import INSTANCE, associations, instances
-from roleport.store import schema
+from roleport.store import journal, schema
 from roleport.store.db import Prepared, Row, Store, Tx
 
 TOKEN_PATH = "/latest/api/token"
@@ -168,29 +168,7 @@ def ec2_may_assume(trust_policy: str) -> bool:
 profiles, profile_roles, roles = schema.instance_profiles, schema.profile_roles, schema.roles
 sessions, tags = schema.role_sessions, schema.ec2_instance_tags
 
-# An instance with its active association, the profile that association names (if it still exists) and its role:
-# one indexed lookup per request.
-_INSTANCE = Prepared(
-    select(
-        instances,
-        associations.c.id.label("association_id"),
-        associations.c.profile_arn,
-        associations.c.profile_id,
-        associations.c.create_time.label("associated_at"),
-        profiles.c.id.label("live_profile_id"),
-        roles.c.id.label("role_id"),
-        roles.c.name.label("role_name"),
-        roles.c.path.label("role_path"),
-        roles.c.trust_policy,
-    )
-    .select_from(
-        instances.outerjoin(associations, associations.c.active_instance_id == instances.c.id)
-        .outerjoin(profiles, profiles.c.id == associations.c.profile_id)
-        .outerjoin(profile_roles, profile_roles.c.profile_id == profiles.c.id)
-        .outerjoin(roles, roles.c.id == profile_roles.c.role_id)
-    )
-    .where(instances.c.id == bindparam("id"))
-)
+_INSTANCE = Prepared(select(instances).where(instances.c.id == bindparam("id")))
 # Concurrent first fetches queue here, so one instance gets one new session, not one per caller.
 _LOCK = Prepared(select(instances.c.id).where(instances.c.id == bindparam("id")).with_for_update())
 _SESSION = Prepared(
@@ -241,6 +219,31 @@ class MetadataService:
             row = tx.execute(_INSTANCE, {"id": instance_id}).first()
         return None if row is None else str(row.account_id)
 
+    def _instance(self, tx: Tx, instance_id: str, now: datetime) -> SimpleNamespace | None:
+        """The instance with what its metadata service knows of its role: its active association, that
+        association's profile (if it still exists) and the profile's role, as IAM and EC2 changes have reached it
+        (the propagation and association delays, store/journal.py)."""
+        row = tx.execute(_INSTANCE, {"id": instance_id}).first()
+        if row is None:
+            return None
+        view = journal.View(tx, now)
+        association = view.one(associations, active_instance_id=instance_id)
+        profile = view.one(profiles, id=association.profile_id) if association is not None else None
+        link = view.one(profile_roles, profile_id=profile.id) if profile is not None else None
+        role = view.one(roles, id=link.role_id) if link is not None else None
+        return SimpleNamespace(
+            **row._asdict(),
+            association_id=association.id if association else None,
+            profile_arn=association.profile_arn if association else None,
+            profile_id=association.profile_id if association else None,
+            associated_at=association.create_time if association else None,
+            live_profile_id=profile.id if profile else None,
+            role_id=role.id if role else None,
+            role_name=role.name if role else None,
+            role_path=role.path if role else None,
+            trust_policy=role.trust_policy if role else None,
+        )
+
     def handle(self, instance_id: str, method: str, path: str, headers: Mapping[str, str]) -> Reply | None:
         """The answer to one request (headers with lower-case names), or None when the instance cannot answer."""
         request = _Request(method.upper(), path, headers)
@@ -256,7 +259,7 @@ class MetadataService:
             return self._answer(tx, instance_id, request, now, mint=True)
 
     def _answer(self, tx: Tx, instance_id: str, request: _Request, now: datetime, mint: bool) -> Reply | None:
-        row = tx.execute(_INSTANCE, {"id": instance_id}).first()
+        row = self._instance(tx, instance_id, now)
         cutoff = now - timedelta(seconds=self.settings.state_transition_seconds)
         if row is None or INSTANCE.at(row.state, row.state_since, cutoff) not in SERVED_STATES:
             return None

@@ -7,28 +7,13 @@ import base64
 import json
 from datetime import datetime
 
-from sqlalchemy import bindparam, select
-
 from roleport.auth import identity
 from roleport.auth.policy import ALLOWED, Decision, Request, authorize, evaluate
 from roleport.auth.resources import Resource
 from roleport.context import Principal
 from roleport.errors import AwsError
 from roleport.store import schema
-from roleport.store.db import Prepared, Tx
-
-_TAGS = {
-    "user": Prepared(
-        select(schema.user_tags.c.key, schema.user_tags.c.value).where(
-            schema.user_tags.c.owner_id == bindparam("owner")
-        )
-    ),
-    "assumed-role": Prepared(
-        select(schema.role_tags.c.key, schema.role_tags.c.value).where(
-            schema.role_tags.c.owner_id == bindparam("owner")
-        )
-    ),
-}
+from roleport.store.db import Tx
 
 
 class Access:
@@ -43,13 +28,13 @@ class Access:
         self.region = region
         self._sets: identity.PolicySets | None = None
         self._context: dict[str, list[str]] | None = None
-        self._generation: int | None = None
+        self._seen: identity.Version | None = None
 
     def check(self, action: str, resource: Resource, extra: dict[str, list[str]] | None = None) -> None:
         if self.principal.kind == "root":
             return  # the root user is not subject to identity policies in its own account
         sets = self._policy_sets()
-        sets_key = identity.sets_key(self.principal, self.generation())
+        sets_key = identity.sets_key(self.principal, self.seen())
         mentioned = self.tx.remember(("mentioned", sets_key), lambda: identity.mentioned_keys(sets))
         # The decision depends on the policies, the action, the resource and only those context keys the policies
         # mention, so it is kept under exactly those: repeated calls skip the evaluation, never a changed input.
@@ -85,13 +70,17 @@ class Access:
 
     def _policy_sets(self) -> identity.PolicySets:
         if self._sets is None:
-            self._sets = identity.policy_sets(self.tx, self.principal, self.generation())
+            self._sets = identity.policy_sets(self.tx, self.principal, self.seen(), self.now)
         return self._sets
 
+    def seen(self) -> identity.Version:
+        """The state of IAM authorization sees: IAM's changes reach it after the propagation delay."""
+        if self._seen is None:
+            self._seen = identity.version(self.tx, self.now)
+        return self._seen
+
     def generation(self) -> int:
-        if self._generation is None:
-            self._generation = identity.generation(self.tx)
-        return self._generation
+        return self.seen().generation
 
     def base_context(self) -> dict[str, list[str]]:
         """The global condition keys AWS puts in every request context (Global condition context keys page)."""
@@ -119,9 +108,11 @@ class Access:
             context["ec2:SourceInstanceARN"] = [
                 f"arn:aws:ec2:{self.region}:{p.account_id}:instance/{p.source_instance}"
             ]
-        key = ("principal-tags", p.kind, p.entity_id, self.generation())
+        seen = self.seen()
+        key = ("principal-tags", p.kind, p.entity_id, seen)
+        table = schema.user_tags if p.kind == "user" else schema.role_tags
         tags = self.tx.remember(
-            key, lambda: [(r.key, r.value) for r in self.tx.execute(_TAGS[p.kind], {"owner": p.entity_id})]
+            key, lambda: [(r.key, r.value) for r in seen.view(self.tx, self.now).rows(table, owner_id=p.entity_id)]
         )
         for tag_key, value in tags:
             context[f"aws:PrincipalTag/{tag_key}"] = [value]

@@ -6,13 +6,15 @@ import functools
 import json
 import re
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import bindparam, select, update
 
 from roleport.auth import policy_document
 from roleport.auth.policy import Policy
 from roleport.context import Principal
-from roleport.store import schema
+from roleport.store import journal, schema
 from roleport.store.db import Prepared, Tx
 
 policies, versions = schema.policies, schema.policy_versions
@@ -32,88 +34,78 @@ def document(text: str) -> policy_document.PolicyDocument:
     return policy_document.parse(text)
 
 
-def _attached(link: Table, owner: str) -> Prepared:
-    return Prepared(
-        select(policies.c.arn, policies.c.id, policies.c.default_version_id)
-        .join(link, link.c.policy_id == policies.c.id)
-        .where(link.c[owner] == bindparam("owner"))
-    )
-
-
-_VERSION_DOCUMENT = Prepared(
-    select(versions.c.document).where(
-        versions.c.policy_id == bindparam("policy"), versions.c.version_id == bindparam("version")
+_VERSION = Prepared(
+    select(schema.counters.c.value, journal.first_pending_sql(journal.IAM, bindparam("now"))).where(
+        schema.counters.c.name == "iam"
     )
 )
-
-
-def _version_document(tx: Tx, policy_id: str, version_id: str) -> policy_document.PolicyDocument:
-    """A policy version's document never changes once created (a new document is a new version), so it is fetched
-    and parsed once per store, not once per request."""
-
-    def load() -> policy_document.PolicyDocument:
-        return document(tx.execute(_VERSION_DOCUMENT, {"policy": policy_id, "version": version_id}).scalar())
-
-    return tx.remember(("policy-version", policy_id, version_id), load)  # type: ignore[no-any-return]
-
-
-_GENERATION = Prepared(select(schema.counters.c.value).where(schema.counters.c.name == "iam"))
 BUMP_GENERATION = Prepared(
     update(schema.counters).where(schema.counters.c.name == "iam").values(value=schema.counters.c.value + 1)
 )
 
 
-def generation(tx: Tx) -> int:
-    """The IAM change counter: anything derived from IAM state and keyed by it is current."""
-    return int(tx.execute(_GENERATION).scalar())
+@dataclass(frozen=True, slots=True)
+class Version:
+    """Which state of IAM a reader outside IAM sees: the state after `generation` changes, less those from
+    `first_pending` on, which have not reached it yet (None: it sees them all). Derived values keyed by it are
+    current."""
+
+    generation: int
+    first_pending: int | None
+
+    def view(self, tx: Tx, now: datetime) -> journal.View:
+        return journal.View(tx, now, {journal.IAM: self.first_pending})
 
 
-def _inline(table: Table, owner: str) -> Prepared:
-    return Prepared(select(table.c.name, table.c.document).where(table.c[owner] == bindparam("owner")))
+def version(tx: Tx, now: datetime) -> Version:
+    row = tx.execute(_VERSION, {"now": now}).one()
+    return Version(int(row[0]), row[1])
 
 
-_BOUNDARY = Prepared(
-    select(policies.c.arn, policies.c.id, policies.c.default_version_id).where(policies.c.arn == bindparam("arn"))
-)
-_ROLE_QUERIES = (
-    _inline(schema.role_inline_policies, "role_id"),
-    _attached(schema.role_policy_attachments, "role_id"),
-    Prepared(select(schema.roles.c.permissions_boundary).where(schema.roles.c.id == bindparam("owner"))),
-)
-_USER_QUERIES = (
-    _inline(schema.user_inline_policies, "user_id"),
-    _attached(schema.user_policy_attachments, "user_id"),
-    Prepared(select(schema.users.c.permissions_boundary).where(schema.users.c.id == bindparam("owner"))),
-)
+def sets_key(principal: Principal, seen: Version) -> tuple[object, ...]:
+    """What a principal's policy sets depend on: who it is, its session policy, and the state of IAM it sees."""
+    return ("policy-sets", principal.kind, principal.entity_id, principal.session_policy, seen)
 
 
-def sets_key(principal: Principal, iam_generation: int) -> tuple[object, ...]:
-    """What a principal's policy sets depend on: who it is, its session policy, and the state of IAM."""
-    return ("policy-sets", principal.kind, principal.entity_id, principal.session_policy, iam_generation)
+def policy_sets(tx: Tx, principal: Principal, seen: Version, now: datetime) -> PolicySets:
+    """The principal's policies as authorization sees them (changes reach it after the propagation delay), loaded
+    once per change rather than on every call."""
+    return tx.remember(sets_key(principal, seen), lambda: _load_policy_sets(seen.view(tx, now), principal))  # type: ignore[no-any-return]
 
 
-def policy_sets(tx: Tx, principal: Principal, iam_generation: int) -> PolicySets:
-    """The principal's policies, loaded once per IAM change rather than on every call."""
-    return tx.remember(sets_key(principal, iam_generation), lambda: _load_policy_sets(tx, principal))  # type: ignore[no-any-return]
+_OWNED = {
+    "assumed-role": (schema.roles, schema.role_inline_policies, schema.role_policy_attachments, "role_id"),
+    "user": (schema.users, schema.user_inline_policies, schema.user_policy_attachments, "user_id"),
+}
 
 
-def _load_policy_sets(tx: Tx, principal: Principal) -> PolicySets:
-    inline_query, attached_query, boundary_query = _ROLE_QUERIES if principal.kind == "assumed-role" else _USER_QUERIES
-    owner = {"owner": principal.entity_id}
+def _version_document(view: journal.View, policy: Any) -> policy_document.PolicyDocument:
+    """A policy version's document never changes once created (a new document is a new version), so it is fetched
+    and parsed once per store, not once per request."""
+
+    def load() -> policy_document.PolicyDocument:
+        row = view.one(versions, policy_id=policy.id, version_id=policy.default_version_id)
+        return document(row.document)
+
+    return view.tx.remember(("policy-version", policy.id, policy.default_version_id), load)  # type: ignore[no-any-return]
+
+
+def _load_policy_sets(view: journal.View, principal: Principal) -> PolicySets:
+    owners, inline, attached, owner = _OWNED[principal.kind]
     identity = [
-        Policy(f"{principal.name}/{row.name}", document(row.document)) for row in tx.execute(inline_query, owner)
+        Policy(f"{principal.name}/{row.name}", document(row.document))
+        for row in view.rows(inline, **{owner: principal.entity_id})
     ]
-    identity += [
-        Policy(row.arn, _version_document(tx, row.id, row.default_version_id))
-        for row in tx.execute(attached_query, owner)
-    ]
-    boundary_arn = tx.execute(boundary_query, owner).scalar()
+    for link in view.rows(attached, **{owner: principal.entity_id}):
+        found = view.one(policies, id=link.policy_id)
+        if found is not None:
+            identity.append(Policy(found.arn, _version_document(view, found)))
+    entity = view.one(owners, id=principal.entity_id)
+    boundary_arn = entity.permissions_boundary if entity is not None else None
     boundary = None
     if boundary_arn:
-        found = tx.execute(_BOUNDARY, {"arn": boundary_arn}).first()
-        boundary = (
-            (Policy(found.arn, _version_document(tx, found.id, found.default_version_id)),) if found is not None else ()
-        )
+        found = view.one(policies, arn=boundary_arn)
+        boundary = (Policy(found.arn, _version_document(view, found)),) if found is not None else ()
     session = None
     if principal.session_policy:
         texts = json.loads(principal.session_policy)

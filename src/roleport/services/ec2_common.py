@@ -9,14 +9,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import String, and_, bindparam, case, cast, delete, false, literal, or_, select, update
+from sqlalchemy import String, and_, case, cast, delete, false, literal, or_, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from roleport import ids
 from roleport.context import Ctx
 from roleport.errors import AwsError
-from roleport.store import db, schema
-from roleport.store.db import Prepared, Row
+from roleport.store import db, journal, schema
+from roleport.store.db import Row
 
 instances = schema.ec2_instances
 associations = schema.ec2_associations
@@ -243,20 +243,6 @@ def page_rows(ctx: Ctx, query: Any, seq: Any, token: str | None, kind: str, limi
 
 # ---------------------------------------------------------------------------------------------- instance profiles
 
-_PROFILE_BY_NAME = Prepared(
-    select(schema.instance_profiles).where(
-        schema.instance_profiles.c.account_id == bindparam("account"),
-        schema.instance_profiles.c.name_key == bindparam("key"),
-    )
-)
-
-
-_PROFILE_ROLE = Prepared(
-    select(schema.roles.c.path, schema.roles.c.name)
-    .join(schema.profile_roles, schema.profile_roles.c.role_id == schema.roles.c.id)
-    .where(schema.profile_roles.c.profile_id == bindparam("profile"))
-)
-
 
 @dataclass(frozen=True, slots=True)
 class Profile:
@@ -292,10 +278,14 @@ def resolve_profile(ctx: Ctx, spec: Mapping[str, str]) -> Profile:
 
 
 def _profile_named(ctx: Ctx, name: str) -> Profile | None:
-    row = ctx.tx.execute(_PROFILE_BY_NAME, {"account": ctx.account_id, "key": name.lower()}).first()
+    """The profile as EC2 sees IAM: a profile made less than the propagation delay ago is not there yet, and one
+    deleted that recently still is (store/journal.py)."""
+    view = journal.View(ctx.tx, ctx.now)
+    row = view.one(schema.instance_profiles, account_id=ctx.account_id, name_key=name.lower())
     if row is None:
         return None
-    role = ctx.tx.execute(_PROFILE_ROLE, {"profile": row.id}).first()
+    link = view.one(schema.profile_roles, profile_id=row.id)
+    role = view.one(schema.roles, id=link.role_id) if link is not None else None
     if role is not None:
         # Giving an instance a profile passes its role to EC2: the caller needs iam:PassRole on the role, with
         # iam:PassedToService ec2.amazonaws.com (IAM User Guide, "Using instance profiles" and "PassRole").

@@ -145,7 +145,9 @@ def simulate_principal_policy(ctx: Ctx, p: Params) -> dict[str, Any]:
         entity_id=row.id,
         entity_arn=arn,
     )
-    sets = identity.policy_sets(ctx.tx, principal, identity.generation(ctx.tx))
+    # IAM's own simulator reads IAM consistently, whatever the propagation delay.
+    consistent = identity.Version(identity.version(ctx.tx, ctx.now).generation, None)
+    sets = identity.policy_sets(ctx.tx, principal, consistent, ctx.now)
     texts = _principal_texts(ctx, kind, row)
     given, given_texts = _inputs(p, "PolicyInputList", "PolicyInputList")
     sets = identity.PolicySets(sets.identity + tuple(given), None, sets.boundary)

@@ -11,9 +11,9 @@ from roleport.auth.trust import ACCOUNT, Caller, evaluate_trust
 from roleport.context import Ctx, Params
 from roleport.errors import AwsError
 from roleport.services import sts_sessions
-from roleport.services.iam_common import find_role
 from roleport.services.iam_policies import default_document, find_policy
 from roleport.services.registry import operation
+from roleport.store import journal, schema
 
 # Role chaining (a role session assuming a role) is capped at one hour (AssumeRole reference, DurationSeconds).
 CHAINED_SESSION_LIMIT = 3600
@@ -89,10 +89,10 @@ def _role_from_arn(ctx: Ctx, role_arn: str) -> Any:
     if not role_arn.startswith(prefix):
         raise _denied(ctx, role_arn)
     name = role_arn.rsplit("/", 1)[-1]
-    try:
-        role = find_role(ctx.tx, ctx.account_id, name)
-    except AwsError:
-        raise _denied(ctx, role_arn) from None
+    # STS sees IAM as other services do: a role made less than the propagation delay ago cannot be assumed yet.
+    role = journal.View(ctx.tx, ctx.now).one(schema.roles, account_id=ctx.account_id, name_key=name.lower())
+    if role is None:
+        raise _denied(ctx, role_arn)
     if f"{prefix}{role.path.lstrip('/')}{role.name}" != role_arn:
         raise _denied(ctx, role_arn)
     return role

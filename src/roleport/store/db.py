@@ -96,6 +96,7 @@ class Tx:
         integrity_error: type[Exception],
         cache: dict[Any, _Compiled],
         memo: dict[Any, Any],
+        journal: Any = None,
     ) -> None:
         self.driver = driver
         self.dialect = dialect
@@ -105,10 +106,15 @@ class Tx:
         # written (a policy version's document) or by the IAM change counter. Shared by every transaction, so a hot
         # read need not fetch or parse them again.
         self.memo = memo
+        # While a propagation delay is set, a write transaction keeps the before-image of what it changes in the
+        # tables other services read (store/journal.py); None otherwise, which costs nothing.
+        self.journal = journal
 
     def execute(
         self, statement: ClauseElement | Prepared, params: dict[str, Any] | list[dict[str, Any]] | None = None
     ) -> Result:
+        if self.journal is not None:
+            self.journal.before(self, statement, params)
         if isinstance(params, list):
             return self._execute_many(statement, params)
         compiled, values = self._compile(statement, params)
@@ -121,6 +127,12 @@ class Tx:
             return Result(rows, cursor.rowcount)
         finally:
             cursor.close()
+
+    def bound_values(self, statement: ClauseElement | Prepared, params: dict[str, Any] | None) -> dict[str, Any]:
+        """Every value a statement binds, by bind name: its own literals with the call's parameters over them."""
+        _compiled, values = self._compile(statement, params)
+        values.update(params or {})
+        return values
 
     def remember(self, key: Any, make: Callable[[], Any]) -> Any:
         """The memo's value for key, made (and kept) on first use; the memo is bounded by starting over when full."""
@@ -240,8 +252,9 @@ def _rows(cursor: Any, compiled: _Compiled) -> list[Any]:
 class Store:
     """Owns the engine; everything the server knows is in the database behind it."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, journal: Callable[[], Any] | None = None) -> None:
         self.url = url
+        self.journal = journal  # makes the journal of a write transaction, or None (see store/journal.py)
         self.kind = make_url(url).get_backend_name()
         self.engine = _engine(url, self.kind)
         self.dialect = self.engine.dialect
@@ -262,17 +275,21 @@ class Store:
                 conn.execute(schema.schema_info.insert().values(key="schema_version", value=str(schema.SCHEMA_VERSION)))
             elif int(found) > schema.SCHEMA_VERSION:
                 raise RuntimeError(f"the database has schema version {found}, newer than this roleport knows")
-            if conn.execute(select(schema.counters.c.value).where(schema.counters.c.name == "iam")).first() is None:
-                conn.execute(schema.counters.insert().values(name="iam", value=0))
+            for name in ("iam", "journal:iam", "journal:association"):
+                if conn.execute(select(schema.counters.c.value).where(schema.counters.c.name == name)).first() is None:
+                    conn.execute(schema.counters.insert().values(name=name, value=0))
 
     @contextmanager
-    def transaction(self, write: bool) -> Iterator[Tx]:
+    def transaction(self, write: bool, journaled: bool = True) -> Iterator[Tx]:
+        """One transaction; `journaled=False` for writes that are not changes other services should see arrive late
+        (the AWS managed policies seeded at start, a reset)."""
+        journal = self.journal() if write and journaled and self.journal is not None else None
         if self.kind == "sqlite":
             driver = self._thread_connection()
             # A writer takes SQLite's write lock when it begins, so two writers never deadlock on an upgrade.
             driver.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
-                yield Tx(driver, self.dialect, self.integrity_error, self.compiled, self.memo)
+                yield Tx(driver, self.dialect, self.integrity_error, self.compiled, self.memo, journal)
             except BaseException:
                 driver.rollback()
                 raise
@@ -282,7 +299,7 @@ class Store:
         try:
             driver = pooled.driver_connection
             try:
-                yield Tx(driver, self.dialect, self.integrity_error, self.compiled, self.memo)
+                yield Tx(driver, self.dialect, self.integrity_error, self.compiled, self.memo, journal)
             except BaseException:
                 driver.rollback()
                 raise

@@ -340,3 +340,20 @@ counters = Table(
     Column("name", String(32), primary_key=True),
     Column("value", Integer, nullable=False),
 )
+
+# IAM changes as the rest of AWS sees them (eventual consistency, store/journal.py). While a propagation delay is set,
+# each write to a table other services read keeps the row's before-image here, with the instant the change becomes
+# visible to them; readers outside IAM undo the changes not yet visible. Entries of a stream become visible in seq
+# order, so what is visible is always a prefix of the changes made.
+change_journal = Table(
+    "change_journal",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("stream", String(16), nullable=False),  # "iam", or "association" (EC2 associations, as IMDS sees them)
+    Column("table_name", String(64), nullable=False),
+    Column("row_key", Text, nullable=False),  # the row's primary key, as a JSON list
+    Column("before", Text),  # the row before the change, as a JSON object; NULL when the change created it
+    Column("visible_at", Timestamp, nullable=False),
+    Index("ix_change_journal_visible", "stream", "visible_at"),
+    Index("ix_change_journal_row", "table_name", "row_key", "seq"),
+)
