@@ -19,6 +19,9 @@ import boto3
 import pytest
 from botocore.config import Config
 
+# roleport's own pytest plugin, as users load it (tests/e2e/test_testing_plugin.py); pytester runs user suites.
+pytest_plugins = ["roleport.testing", "pytester"]
+
 ROOT_KEY, ROOT_SECRET = "test", "test"
 POSTGRES_URL = os.environ.get("ROLEPORT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 

@@ -148,7 +148,11 @@ def _key(table: Table, values: Any) -> str:
 
 _LATEST = Prepared(select(func.max(journal.c.visible_at)).where(journal.c.stream == bindparam("stream")))
 _PURGE = Prepared(delete(journal).where(journal.c.visible_at <= bindparam("now")))
-_RECORD = Prepared(journal.insert())
+_RECORD = Prepared(
+    journal.insert().values(
+        {name: bindparam(name) for name in ("stream", "table_name", "row_key", "before", "visible_at")}
+    )
+)
 # Taken by the first journaled write of a transaction: concurrent writers (PostgreSQL) then journal one at a time,
 # so the order of seq is the order of visibility.
 _SERIALIZE = Prepared(
