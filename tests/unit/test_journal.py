@@ -123,14 +123,28 @@ def test_a_later_change_never_overtakes_an_earlier_one(setup: Any) -> None:
 def test_jitter_spreads_visibility_within_its_bounds(setup: Any) -> None:
     store, clock, propagation = setup
     propagation.update(delay=10, jitter=5)
+    offsets = []
     for index in range(12):
+        made = clock()
         _write(store, schema.roles.insert().values(**_role(f"AROAJ{index}", f"Jitter{index}")))
-    with store.transaction(write=False) as tx:
-        pending = journal.pending(tx, clock())
-    times = [datetime.fromisoformat(entry["visible_at"].replace("Z", "+00:00")) for entry in pending]
-    offsets = [(moment - START).total_seconds() for moment in times]
+        with store.transaction(write=False) as tx:
+            newest = journal.pending(tx, clock())[-1]["visible_at"]
+        offsets.append((datetime.fromisoformat(newest.replace("Z", "+00:00")) - made).total_seconds())
+        clock.advance(5)  # a jitter apart, so no change has to wait behind the one before it
     assert all(10 <= offset <= 15.001 for offset in offsets), offsets
-    assert offsets == sorted(offsets) and len(set(offsets)) > 1
+    assert len(set(offsets)) > 1
+
+
+def test_changes_made_together_become_visible_in_order(setup: Any) -> None:
+    store, clock, propagation = setup
+    propagation.update(delay=10, jitter=5)
+    for index in range(6):
+        _write(store, schema.roles.insert().values(**_role(f"AROAO{index}", f"Order{index}")))
+    with store.transaction(write=False) as tx:
+        times = [entry["visible_at"] for entry in journal.pending(tx, clock())]
+    assert times == sorted(times)
+    clock.advance(15.001)
+    assert len(_seen(store, clock, schema.roles, account_id=ACCOUNT)) == 6
 
 
 def test_flush_makes_everything_visible(setup: Any) -> None:
