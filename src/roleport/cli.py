@@ -29,6 +29,13 @@ from roleport.config import (
 )
 
 
+def _delay_option(flag: str, help_text: str) -> Callable[..., Any]:
+    """A number of seconds for eventual consistency (store/journal.py); also settable while the server runs."""
+    envvar = "ROLEPORT_" + flag.lstrip("-").replace("-", "_").upper()
+    kind = click.FloatRange(min=0, max=86400)
+    return click.option(flag, envvar=envvar, default=0.0, show_default=True, type=kind, help=help_text)
+
+
 def _server_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """Options shared by `serve`, `env` and `exec`, so `env` and `exec` describe the server `serve` would start."""
     options = [
@@ -76,29 +83,13 @@ def _server_options(command: Callable[..., Any]) -> Callable[..., Any]:
             show_default=True,
             help="controlled: the server's clock stands still until POST /_roleport/clock moves it.",
         ),
-        click.option(
+        _delay_option(
             "--propagation-delay",
-            envvar="ROLEPORT_PROPAGATION_DELAY",
-            default=0.0,
-            show_default=True,
-            type=click.FloatRange(min=0, max=86400),
-            help="Seconds an IAM change takes to reach EC2, instance metadata, authorization and STS (0: at once).",
+            "Seconds an IAM change takes to reach EC2, instance metadata, authorization and STS (0: at once).",
         ),
-        click.option(
-            "--propagation-jitter",
-            envvar="ROLEPORT_PROPAGATION_JITTER",
-            default=0.0,
-            show_default=True,
-            type=click.FloatRange(min=0, max=86400),
-            help="Up to this many seconds more, at random, for each IAM change.",
-        ),
-        click.option(
-            "--association-delay",
-            envvar="ROLEPORT_ASSOCIATION_DELAY",
-            default=0.0,
-            show_default=True,
-            type=click.FloatRange(min=0, max=86400),
-            help="Seconds an instance's association change takes to reach its metadata service.",
+        _delay_option("--propagation-jitter", "Up to this many seconds more, at random, for each IAM change."),
+        _delay_option(
+            "--association-delay", "Seconds an instance's association change takes to reach its metadata service."
         ),
         click.option(
             "--quota",
