@@ -77,7 +77,7 @@ def routes(settings: Settings, store: Store, clock: Clock, propagation: journal.
                 for table in reversed(schema.metadata.sorted_tables):
                     if table.name not in _KEPT:
                         tx.execute(delete(table))
-                quota_counters = schema.counters.c.name.not_in(["iam", *journal.COUNTERS])
+                quota_counters = schema.counters.c.name.not_in(["iam", journal.LOCK_COUNTER])
                 tx.execute(delete(schema.counters).where(quota_counters))
                 tx.execute(identity.BUMP_GENERATION)
                 iam_policies.seed_aws_managed_policies(tx)

@@ -400,3 +400,37 @@ def test_serve_refuses_a_negative_delay() -> None:
 
 def _time(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def test_concurrent_writers_while_journaling_keep_the_rules_and_never_fail(lagging: RoleportServer) -> None:
+    """Writers queue on the journal: creating and deleting roles at once, and 20 roles raced into one profile,
+    give AWS's answers (exactly one role wins), never a failure of the server, on either store."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    iam = client(lagging, "iam")
+    for index in range(20):
+        iam.create_role(RoleName=f"racer-{index}", AssumeRolePolicyDocument=EC2_TRUST)
+    iam.create_instance_profile(InstanceProfileName="raced")
+    lagging.set_propagation(delay=30)
+
+    def add(index: int) -> str:
+        try:
+            client(lagging, "iam").add_role_to_instance_profile(InstanceProfileName="raced", RoleName=f"racer-{index}")
+            return "ok"
+        except iam.exceptions.ClientError as failure:
+            return str(failure.response["Error"]["Code"])
+
+    def churn(index: int) -> str:
+        own = client(lagging, "iam")
+        own.create_role(RoleName=f"churn-{index}", AssumeRolePolicyDocument=EC2_TRUST)
+        own.delete_role(RoleName=f"churn-{index}")
+        return "ok"
+
+    with ThreadPoolExecutor(max_workers=12) as pool:  # both kinds of writer at once
+        adding = [pool.submit(add, index) for index in range(20)]
+        churning = [pool.submit(churn, index) for index in range(10)]
+        added = [future.result() for future in adding]
+        churned = [future.result() for future in churning]
+    assert sorted(added) == ["LimitExceeded"] * 19 + ["ok"]
+    assert churned == ["ok"] * 10
+    assert len(iam.get_instance_profile(InstanceProfileName="raced")["InstanceProfile"]["Roles"]) == 1

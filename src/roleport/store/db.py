@@ -275,7 +275,7 @@ class Store:
                 conn.execute(schema.schema_info.insert().values(key="schema_version", value=str(schema.SCHEMA_VERSION)))
             elif int(found) > schema.SCHEMA_VERSION:
                 raise RuntimeError(f"the database has schema version {found}, newer than this roleport knows")
-            for name in ("iam", "journal:iam", "journal:association"):
+            for name in ("iam", "journal"):  # the IAM change counter; the journal's lock row
                 if conn.execute(select(schema.counters.c.value).where(schema.counters.c.name == name)).first() is None:
                     conn.execute(schema.counters.insert().values(name=name, value=0))
 

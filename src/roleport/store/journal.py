@@ -32,7 +32,6 @@ from roleport.store import schema
 from roleport.store.db import Prepared, Row, Tx
 
 IAM, ASSOCIATION = "iam", "association"
-STREAMS = (IAM, ASSOCIATION)
 
 # The tables whose state other services read, and the stream their changes travel on. What only IAM reads
 # (profile tags, access keys, sessions) is left out: journaling it would cost writes and show nobody anything.
@@ -153,12 +152,13 @@ _RECORD = Prepared(
         {name: bindparam(name) for name in ("stream", "table_name", "row_key", "before", "visible_at")}
     )
 )
-# Taken by the first journaled write of a transaction: concurrent writers (PostgreSQL) then journal one at a time,
-# so the order of seq is the order of visibility.
+# Taken by the first statement of every write transaction while journaling: concurrent writers (PostgreSQL) then
+# journal one at a time, so the order of seq is the order of visibility; and because it is always taken first, it
+# cannot join the row locks a transaction takes later (quota counters, the IAM counter) in a deadlock.
+LOCK_COUNTER = "journal"
 _SERIALIZE = Prepared(
-    update(schema.counters).where(schema.counters.c.name == bindparam("name")).values(value=schema.counters.c.value + 1)
+    update(schema.counters).where(schema.counters.c.name == LOCK_COUNTER).values(value=schema.counters.c.value + 1)
 )
-COUNTERS = tuple(f"journal:{stream}" for stream in STREAMS)
 
 
 class Journal:
@@ -169,9 +169,13 @@ class Journal:
         self.now = now
         self._visible: dict[str, datetime] = {}
         self._seen: set[tuple[str, str]] = set()  # a row's first before-image in the transaction is the one that counts
+        self._locked = False
 
     def before(self, tx: Tx, statement: Any, params: dict[str, Any] | list[dict[str, Any]] | None) -> None:
         """Called by the transaction before it runs any statement."""
+        if not self._locked:
+            self._locked = True
+            tx.execute(_SERIALIZE)
         core = statement.statement if isinstance(statement, Prepared) else statement
         if not isinstance(core, Insert | Update | Delete):
             return
@@ -218,7 +222,6 @@ class Journal:
 
     def _visible_at(self, tx: Tx, stream: str) -> datetime:
         if stream not in self._visible:
-            tx.execute(_SERIALIZE, {"name": f"journal:{stream}"})
             tx.execute(_PURGE, {"now": self.now})  # what is visible already needs no undoing
             latest = tx.execute(_LATEST, {"stream": stream}).scalar()
             visible = self.now + timedelta(seconds=self.propagation.lag(stream))
