@@ -14,22 +14,18 @@ server stands in for many instances, so the address itself must say which instan
 
 Both forms answer the same way, from `MetadataService.handle`. An instance that is not pending or running has no
 metadata service: the dedicated listener closes the connection without an answer, as a stopped machine would not
-answer, and the path form answers 404 as for an unknown instance. Tokens are stateless (an HMAC over the instance
-id and the expiry, with a key kept in `server_secrets`), so every server process on the database accepts them and
-they survive restarts. Credentials are real role sessions (sts_sessions), verified when used and rotated before they
-expire.
+answer, and the path form answers 404 as for an unknown instance. Tokens are stateless (imds_tokens.py: an HMAC over
+the instance id and the expiry, with a key kept in `server_secrets`), so every server process on the database accepts
+them and they survive restarts. Credentials are real role sessions (sts_sessions), verified when used and rotated
+before they expire.
 """
 
 from __future__ import annotations
 
-import base64
 import functools
 import hashlib
-import hmac
 import json
-import re
 import secrets
-import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -41,6 +37,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from roleport.auth import trust
 from roleport.config import Settings
 from roleport.errors import AwsError
+from roleport.imds_tokens import make_token, token_ttl, token_valid
 from roleport.pipeline import Clock
 from roleport.services import sts_sessions
 from roleport.services.ec2_common import INSTANCE, associations, instances
@@ -50,7 +47,6 @@ from roleport.store.db import Prepared, Row, Store, Tx
 TOKEN_PATH = "/latest/api/token"
 TTL_HEADER = "x-aws-ec2-metadata-token-ttl-seconds"
 TOKEN_HEADER = "x-aws-ec2-metadata-token"
-MAX_TOKEN_TTL = 21600  # "a duration of up to six hours (21,600 seconds)" (EC2 User Guide, IMDSv2 how it works)
 # AWS: "We make new credentials available at least five minutes before the expiration of the old credentials"
 # (EC2 User Guide, instance metadata security credentials). botocore refreshes 15 minutes before expiry and, handed
 # credentials with less than 12-20 minutes left, "extends" them instead of using new ones; rotating 15 minutes ahead
@@ -63,9 +59,6 @@ DOC_URL = (
 )
 SERVED_STATES = ("pending", "running")
 
-_TTL = re.compile(r"[0-9]{1,6}")
-_TOKEN_VERSION = b"\x01"
-_TOKEN_BYTES = 1 + 8 + 8 + 32  # version, expiry (ms since the epoch), nonce, HMAC-SHA256
 _REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed"}
 # IMDS answers errors with this page (observed on EC2, e.g. a 404 for a path that does not exist).
 _ERROR_PAGE = """<?xml version="1.0" encoding="iso-8859-1"?>
@@ -113,40 +106,6 @@ def _json(document: Mapping[str, str | None]) -> Reply:
 
 def _iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-# --- tokens -------------------------------------------------------------------------------------------------------
-
-
-def token_ttl(value: str | None) -> int | None:
-    """The TTL a token PUT asks for, or None when it is missing or not an integer from 1 to 21600 (→ 400)."""
-    if value is None or not _TTL.fullmatch(value.strip()):
-        return None
-    ttl = int(value)
-    return ttl if 1 <= ttl <= MAX_TOKEN_TTL else None
-
-
-def make_token(key: bytes, instance_id: str, now: datetime, ttl: int) -> str:
-    expires = int(now.timestamp() * 1000) + ttl * 1000
-    body = struct.pack(">Q", expires) + secrets.token_bytes(8)
-    mac = hmac.digest(key, body + instance_id.encode(), "sha256")
-    return base64.urlsafe_b64encode(_TOKEN_VERSION + body + mac).decode()
-
-
-def token_valid(key: bytes, token: str, instance_id: str, now: datetime) -> bool:
-    """Made by this server's key for this instance, and not expired: "a token can only be used on the instance it
-    was created on" (EC2 User Guide, IMDSv2 how it works)."""
-    try:
-        raw = base64.urlsafe_b64decode(token.encode("ascii"))
-    except (ValueError, UnicodeEncodeError):
-        return False
-    if len(raw) != _TOKEN_BYTES or raw[:1] != _TOKEN_VERSION:
-        return False
-    body, mac = raw[1:17], raw[17:]
-    if not hmac.compare_digest(mac, hmac.digest(key, body + instance_id.encode(), "sha256")):
-        return False
-    (expires,) = struct.unpack(">Q", body[:8])
-    return bool(int(now.timestamp() * 1000) < expires)
 
 
 # --- who may have credentials ---------------------------------------------------------------------------------------
