@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from roleport.auth import trust
 from roleport.config import Settings
 from roleport.errors import AwsError
+from roleport.imds_replies import Reply, error, flat_json, listing, text
 from roleport.imds_tokens import make_token, token_ttl, token_valid
 from roleport.pipeline import Clock
 from roleport.services import sts_sessions
@@ -58,50 +58,6 @@ DOC_URL = (
     "https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_iam-ec2.html#troubleshoot_iam-ec2_errors-info-doc"
 )
 SERVED_STATES = ("pending", "running")
-
-_REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed"}
-# IMDS answers errors with this page (observed on EC2, e.g. a 404 for a path that does not exist).
-_ERROR_PAGE = """<?xml version="1.0" encoding="iso-8859-1"?>
-<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Transitional//EN"
-\t"http://www.w3.org/TR/xhtml1/DTD/xhtml1-transitional.dtd">
-<html xmlns="http://www.w3.org/1999/xhtml" xml:lang="en" lang="en">
- <head>
-  <title>{status} - {reason}</title>
- </head>
- <body>
-  <h1>{status} - {reason}</h1>
- </body>
-</html>
-"""
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    status: int
-    body: bytes
-    content_type: str = "text/plain"
-    headers: tuple[tuple[str, str], ...] = ()
-
-
-def error(status: int) -> Reply:
-    page = _ERROR_PAGE.format(status=status, reason=_REASONS[status])
-    return Reply(status, page.encode("latin-1"), "text/html")
-
-
-def _text(value: str) -> Reply:
-    return Reply(200, value.encode())
-
-
-def _listing(names: list[str]) -> Reply:
-    # "The list items are on separate lines, terminated by line feeds" (EC2 User Guide, instance metadata).
-    return _text("\n".join(names))
-
-
-def _json(document: Mapping[str, str | None]) -> Reply:
-    """A flat document as IMDS pretty-prints it: two-space indents and " : " (e.g. iam/info on EC2). Written out
-    here because json.dumps with an indent falls back to its slow pure-Python encoder (a fifth of a fetch)."""
-    lines = ",\n".join(f"  {json.dumps(key)} : {json.dumps(value)}" for key, value in document.items())
-    return _text("{\n" + lines + "\n}")
 
 
 def _iso(moment: datetime) -> str:
@@ -252,18 +208,18 @@ class MetadataService:
     def _route(self, tx: Tx, row: Row, path: str, now: datetime, mint: bool) -> Reply:
         parts = [part for part in path.split("/") if part]  # a trailing slash is optional, as on EC2
         if not parts:
-            return _listing(["latest"])
+            return listing(["latest"])
         if parts[0] != "latest":
             return error(404)  # dated versions (/2021-07-15/...) are not served
         head, rest = (parts[1], parts[2:]) if len(parts) > 1 else ("", [])
         if not head:
-            return _listing(["dynamic", "meta-data"])
+            return listing(["dynamic", "meta-data"])
         if head == "meta-data":
             return self._meta_data(tx, row, rest, now, mint)
         if head == "dynamic" and rest in ([], ["instance-identity"]):
-            return _listing(["instance-identity/"] if not rest else ["document"])
+            return listing(["instance-identity/"] if not rest else ["document"])
         if head == "dynamic" and rest == ["instance-identity", "document"]:
-            return _json(_identity(row))
+            return flat_json(_identity(row))
         return error(404)
 
     def _meta_data(self, tx: Tx, row: Row, rest: list[str], now: datetime, mint: bool) -> Reply:
@@ -272,15 +228,15 @@ class MetadataService:
             # Only the categories that exist: iam/ with a profile, tags/ when allowed (instance metadata categories).
             folders = ["placement/", *(["iam/"] if row.association_id else [])]
             folders += ["tags/"] if row.instance_metadata_tags == "enabled" else []
-            return _listing(sorted([*items, *folders]))
+            return listing(sorted([*items, *folders]))
         head, rest = rest[0], rest[1:]
         if head in items and not rest:
-            return _text(items[head])
+            return text(items[head])
         if head == "placement":
             placement = {"availability-zone": row.availability_zone, "region": row.availability_zone[:-1]}
             if not rest:
-                return _listing(sorted(placement))
-            return _text(placement[rest[0]]) if len(rest) == 1 and rest[0] in placement else error(404)
+                return listing(sorted(placement))
+            return text(placement[rest[0]]) if len(rest) == 1 and rest[0] in placement else error(404)
         if head == "iam" and row.association_id is not None:
             return self._iam(tx, row, rest, now, mint)
         if head == "tags" and row.instance_metadata_tags == "enabled":
@@ -290,19 +246,19 @@ class MetadataService:
     def _iam(self, tx: Tx, row: Row, rest: list[str], now: datetime, mint: bool) -> Reply:
         role = row.role_name if row.live_profile_id is not None else None
         if not rest:
-            return _listing(["info", *(["security-credentials/"] if role else [])])
+            return listing(["info", *(["security-credentials/"] if role else [])])
         if rest == ["info"]:
-            return _json(_info(row, now))
+            return flat_json(_info(row, now))
         if rest[0] != "security-credentials" or role is None or len(rest) > 2:
             return error(404)
         if len(rest) == 1:
-            return _text(role)
+            return text(role)
         if rest[1] != role:
             return error(404)
         if not ec2_may_assume(row.trust_policy):
             # As EC2 words it (IAM User Guide, troubleshooting EC2 roles; observed responses).
             message = f"EC2 cannot assume the role {role}.  Please see documentation at {DOC_URL}."
-            return _json({"Code": "AssumeRoleUnauthorizedAccess", "Message": message, "LastUpdated": _iso(now)})
+            return flat_json({"Code": "AssumeRoleUnauthorizedAccess", "Message": message, "LastUpdated": _iso(now)})
         return _credentials_out(self._session(tx, row, now, mint))
 
     def _session(self, tx: Tx, row: Row, now: datetime, mint: bool) -> Row:
@@ -368,7 +324,7 @@ def _info(row: Row, now: datetime) -> dict[str, str | None]:
 
 
 def _credentials_out(session: Row) -> Reply:
-    return _json(
+    return flat_json(
         {
             "Code": "Success",
             "LastUpdated": _iso(session.create_date),
@@ -404,11 +360,11 @@ def _identity(row: Row) -> dict[str, str | None]:
 
 def _tags(tx: Tx, row: Row, rest: list[str]) -> Reply:
     if not rest:
-        return _listing(["instance"])
+        return listing(["instance"])
     if rest[0] != "instance" or len(rest) > 2:
         return error(404)
     found = {tag.key: tag.value for tag in tx.execute(_TAGS, {"id": row.id})}
     if len(rest) == 1:
-        return _listing(list(found)) if found else error(404)
+        return listing(list(found)) if found else error(404)
     value = found.get(rest[1])
-    return _text(value) if value is not None else error(404)
+    return text(value) if value is not None else error(404)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from roleport import imds, imds_tokens
+from roleport import imds, imds_replies, imds_tokens
 from roleport.config import Settings
 from roleport.store import schema
 from roleport.store.db import Store
@@ -258,5 +258,5 @@ def test_unknown_instance_does_not_answer(store: Store) -> None:
 
 
 def test_error_pages_name_the_status() -> None:
-    page = imds.error(405).body.decode("latin-1")
+    page = imds_replies.error(405).body.decode("latin-1")
     assert "<title>405 - Method Not Allowed</title>" in page and "<h1>405 - Method Not Allowed</h1>" in page
