@@ -19,6 +19,7 @@ from roleport.clock import ControlledClock
 from roleport.config import Settings
 from roleport.console import build_console
 from roleport.errors import AwsError
+from roleport.imds_replies import Reply
 from roleport.pipeline import AwsEndpoint, Clock, Pipeline, system_clock
 from roleport.protocol import spec
 from roleport.services import iam_common, iam_policies
@@ -37,7 +38,7 @@ def build_app(settings: Settings, clock: Clock = system_clock) -> ASGIApp:
     aws = AwsEndpoint(Pipeline(settings, store, clock), inline=inline)
     metadata = imds.MetadataService(settings, store, clock)
 
-    async def respond(instance_id: str, method: str, path: str, headers: Mapping[str, str]) -> imds.Reply | None:
+    async def respond(instance_id: str, method: str, path: str, headers: Mapping[str, str]) -> Reply | None:
         if inline:
             return metadata.handle(instance_id, method, path, headers)
         return await run_in_threadpool(metadata.handle, instance_id, method, path, headers)

@@ -14,22 +14,17 @@ server stands in for many instances, so the address itself must say which instan
 
 Both forms answer the same way, from `MetadataService.handle`. An instance that is not pending or running has no
 metadata service: the dedicated listener closes the connection without an answer, as a stopped machine would not
-answer, and the path form answers 404 as for an unknown instance. Tokens are stateless (an HMAC over the instance
-id and the expiry, with a key kept in `server_secrets`), so every server process on the database accepts them and
-they survive restarts. Credentials are real role sessions (sts_sessions), verified when used and rotated before they
-expire.
+answer, and the path form answers 404 as for an unknown instance. Tokens are stateless (imds_tokens.py: an HMAC over
+the instance id and the expiry, with a key kept in `server_secrets`), so every server process on the database accepts
+them and they survive restarts. Credentials are real role sessions (sts_sessions), verified when used and rotated
+before they expire.
 """
 
 from __future__ import annotations
 
-import base64
 import functools
 import hashlib
-import hmac
-import json
-import re
 import secrets
-import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -41,6 +36,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from roleport.auth import trust
 from roleport.config import Settings
 from roleport.errors import AwsError
+from roleport.imds_replies import Reply, error, flat_json, listing, text
+from roleport.imds_tokens import make_token, token_ttl, token_valid
 from roleport.pipeline import Clock
 from roleport.services import sts_sessions
 from roleport.services.ec2_common import INSTANCE, associations, instances
@@ -50,7 +47,6 @@ from roleport.store.db import Prepared, Row, Store, Tx
 TOKEN_PATH = "/latest/api/token"
 TTL_HEADER = "x-aws-ec2-metadata-token-ttl-seconds"
 TOKEN_HEADER = "x-aws-ec2-metadata-token"
-MAX_TOKEN_TTL = 21600  # "a duration of up to six hours (21,600 seconds)" (EC2 User Guide, IMDSv2 how it works)
 # AWS: "We make new credentials available at least five minutes before the expiration of the old credentials"
 # (EC2 User Guide, instance metadata security credentials). botocore refreshes 15 minutes before expiry and, handed
 # credentials with less than 12-20 minutes left, "extends" them instead of using new ones; rotating 15 minutes ahead
@@ -63,90 +59,9 @@ DOC_URL = (
 )
 SERVED_STATES = ("pending", "running")
 
-_TTL = re.compile(r"[0-9]{1,6}")
-_TOKEN_VERSION = b"\x01"
-_TOKEN_BYTES = 1 + 8 + 8 + 32  # version, expiry (ms since the epoch), nonce, HMAC-SHA256
-_REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed"}
-# IMDS answers errors with this page (observed on EC2, e.g. a 404 for a path that does not exist).
-_ERROR_PAGE = """<?xml version="1.0" encoding="iso-8859-1"?>
-<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Transitional//EN"
-\t"http://www.w3.org/TR/xhtml1/DTD/xhtml1-transitional.dtd">
-<html xmlns="http://www.w3.org/1999/xhtml" xml:lang="en" lang="en">
- <head>
-  <title>{status} - {reason}</title>
- </head>
- <body>
-  <h1>{status} - {reason}</h1>
- </body>
-</html>
-"""
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    status: int
-    body: bytes
-    content_type: str = "text/plain"
-    headers: tuple[tuple[str, str], ...] = ()
-
-
-def error(status: int) -> Reply:
-    page = _ERROR_PAGE.format(status=status, reason=_REASONS[status])
-    return Reply(status, page.encode("latin-1"), "text/html")
-
-
-def _text(value: str) -> Reply:
-    return Reply(200, value.encode())
-
-
-def _listing(names: list[str]) -> Reply:
-    # "The list items are on separate lines, terminated by line feeds" (EC2 User Guide, instance metadata).
-    return _text("\n".join(names))
-
-
-def _json(document: Mapping[str, str | None]) -> Reply:
-    """A flat document as IMDS pretty-prints it: two-space indents and " : " (e.g. iam/info on EC2). Written out
-    here because json.dumps with an indent falls back to its slow pure-Python encoder (a fifth of a fetch)."""
-    lines = ",\n".join(f"  {json.dumps(key)} : {json.dumps(value)}" for key, value in document.items())
-    return _text("{\n" + lines + "\n}")
-
 
 def _iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-# --- tokens -------------------------------------------------------------------------------------------------------
-
-
-def token_ttl(value: str | None) -> int | None:
-    """The TTL a token PUT asks for, or None when it is missing or not an integer from 1 to 21600 (→ 400)."""
-    if value is None or not _TTL.fullmatch(value.strip()):
-        return None
-    ttl = int(value)
-    return ttl if 1 <= ttl <= MAX_TOKEN_TTL else None
-
-
-def make_token(key: bytes, instance_id: str, now: datetime, ttl: int) -> str:
-    expires = int(now.timestamp() * 1000) + ttl * 1000
-    body = struct.pack(">Q", expires) + secrets.token_bytes(8)
-    mac = hmac.digest(key, body + instance_id.encode(), "sha256")
-    return base64.urlsafe_b64encode(_TOKEN_VERSION + body + mac).decode()
-
-
-def token_valid(key: bytes, token: str, instance_id: str, now: datetime) -> bool:
-    """Made by this server's key for this instance, and not expired: "a token can only be used on the instance it
-    was created on" (EC2 User Guide, IMDSv2 how it works)."""
-    try:
-        raw = base64.urlsafe_b64decode(token.encode("ascii"))
-    except (ValueError, UnicodeEncodeError):
-        return False
-    if len(raw) != _TOKEN_BYTES or raw[:1] != _TOKEN_VERSION:
-        return False
-    body, mac = raw[1:17], raw[17:]
-    if not hmac.compare_digest(mac, hmac.digest(key, body + instance_id.encode(), "sha256")):
-        return False
-    (expires,) = struct.unpack(">Q", body[:8])
-    return bool(int(now.timestamp() * 1000) < expires)
 
 
 # --- who may have credentials ---------------------------------------------------------------------------------------
@@ -293,18 +208,18 @@ class MetadataService:
     def _route(self, tx: Tx, row: Row, path: str, now: datetime, mint: bool) -> Reply:
         parts = [part for part in path.split("/") if part]  # a trailing slash is optional, as on EC2
         if not parts:
-            return _listing(["latest"])
+            return listing(["latest"])
         if parts[0] != "latest":
             return error(404)  # dated versions (/2021-07-15/...) are not served
         head, rest = (parts[1], parts[2:]) if len(parts) > 1 else ("", [])
         if not head:
-            return _listing(["dynamic", "meta-data"])
+            return listing(["dynamic", "meta-data"])
         if head == "meta-data":
             return self._meta_data(tx, row, rest, now, mint)
         if head == "dynamic" and rest in ([], ["instance-identity"]):
-            return _listing(["instance-identity/"] if not rest else ["document"])
+            return listing(["instance-identity/"] if not rest else ["document"])
         if head == "dynamic" and rest == ["instance-identity", "document"]:
-            return _json(_identity(row))
+            return flat_json(_identity(row))
         return error(404)
 
     def _meta_data(self, tx: Tx, row: Row, rest: list[str], now: datetime, mint: bool) -> Reply:
@@ -313,15 +228,15 @@ class MetadataService:
             # Only the categories that exist: iam/ with a profile, tags/ when allowed (instance metadata categories).
             folders = ["placement/", *(["iam/"] if row.association_id else [])]
             folders += ["tags/"] if row.instance_metadata_tags == "enabled" else []
-            return _listing(sorted([*items, *folders]))
+            return listing(sorted([*items, *folders]))
         head, rest = rest[0], rest[1:]
         if head in items and not rest:
-            return _text(items[head])
+            return text(items[head])
         if head == "placement":
             placement = {"availability-zone": row.availability_zone, "region": row.availability_zone[:-1]}
             if not rest:
-                return _listing(sorted(placement))
-            return _text(placement[rest[0]]) if len(rest) == 1 and rest[0] in placement else error(404)
+                return listing(sorted(placement))
+            return text(placement[rest[0]]) if len(rest) == 1 and rest[0] in placement else error(404)
         if head == "iam" and row.association_id is not None:
             return self._iam(tx, row, rest, now, mint)
         if head == "tags" and row.instance_metadata_tags == "enabled":
@@ -331,19 +246,19 @@ class MetadataService:
     def _iam(self, tx: Tx, row: Row, rest: list[str], now: datetime, mint: bool) -> Reply:
         role = row.role_name if row.live_profile_id is not None else None
         if not rest:
-            return _listing(["info", *(["security-credentials/"] if role else [])])
+            return listing(["info", *(["security-credentials/"] if role else [])])
         if rest == ["info"]:
-            return _json(_info(row, now))
+            return flat_json(_info(row, now))
         if rest[0] != "security-credentials" or role is None or len(rest) > 2:
             return error(404)
         if len(rest) == 1:
-            return _text(role)
+            return text(role)
         if rest[1] != role:
             return error(404)
         if not ec2_may_assume(row.trust_policy):
             # As EC2 words it (IAM User Guide, troubleshooting EC2 roles; observed responses).
             message = f"EC2 cannot assume the role {role}.  Please see documentation at {DOC_URL}."
-            return _json({"Code": "AssumeRoleUnauthorizedAccess", "Message": message, "LastUpdated": _iso(now)})
+            return flat_json({"Code": "AssumeRoleUnauthorizedAccess", "Message": message, "LastUpdated": _iso(now)})
         return _credentials_out(self._session(tx, row, now, mint))
 
     def _session(self, tx: Tx, row: Row, now: datetime, mint: bool) -> Row:
@@ -409,7 +324,7 @@ def _info(row: Row, now: datetime) -> dict[str, str | None]:
 
 
 def _credentials_out(session: Row) -> Reply:
-    return _json(
+    return flat_json(
         {
             "Code": "Success",
             "LastUpdated": _iso(session.create_date),
@@ -445,11 +360,11 @@ def _identity(row: Row) -> dict[str, str | None]:
 
 def _tags(tx: Tx, row: Row, rest: list[str]) -> Reply:
     if not rest:
-        return _listing(["instance"])
+        return listing(["instance"])
     if rest[0] != "instance" or len(rest) > 2:
         return error(404)
     found = {tag.key: tag.value for tag in tx.execute(_TAGS, {"id": row.id})}
     if len(rest) == 1:
-        return _listing(list(found)) if found else error(404)
+        return listing(list(found)) if found else error(404)
     value = found.get(rest[1])
-    return _text(value) if value is not None else error(404)
+    return text(value) if value is not None else error(404)

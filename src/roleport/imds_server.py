@@ -14,7 +14,7 @@ from urllib.parse import unquote
 import h11
 from starlette.types import Receive, Scope, Send
 
-from roleport.imds import Reply, error
+from roleport.imds_replies import Reply, error
 
 log = logging.getLogger("roleport.imds")
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from roleport import imds
+from roleport import imds, imds_replies, imds_tokens
 from roleport.config import Settings
 from roleport.store import schema
 from roleport.store.db import Store
@@ -42,42 +42,42 @@ class Clock:
 
 @pytest.mark.parametrize(("value", "ttl"), [("1", 1), ("21600", 21600), (" 300 ", 300), ("007", 7)])
 def test_token_ttl_accepts_whole_seconds_from_1_to_21600(value: str, ttl: int) -> None:
-    assert imds.token_ttl(value) == ttl
+    assert imds_tokens.token_ttl(value) == ttl
 
 
 @pytest.mark.parametrize("value", [None, "", "0", "21601", "-1", "+5", "1.0", "1e3", "six", "\uff11"])
 def test_token_ttl_refuses_anything_else(value: str | None) -> None:
-    assert imds.token_ttl(value) is None
+    assert imds_tokens.token_ttl(value) is None
 
 
 def test_token_is_valid_until_its_ttl_has_passed() -> None:
-    made = imds.make_token(KEY, "i-0123456789abcdef0", NOW, 10)
-    assert imds.token_valid(KEY, made, "i-0123456789abcdef0", NOW + timedelta(seconds=9, milliseconds=999))
-    assert not imds.token_valid(KEY, made, "i-0123456789abcdef0", NOW + timedelta(seconds=10))
+    made = imds_tokens.make_token(KEY, "i-0123456789abcdef0", NOW, 10)
+    assert imds_tokens.token_valid(KEY, made, "i-0123456789abcdef0", NOW + timedelta(seconds=9, milliseconds=999))
+    assert not imds_tokens.token_valid(KEY, made, "i-0123456789abcdef0", NOW + timedelta(seconds=10))
 
 
 def test_token_is_valid_only_for_the_instance_that_made_it() -> None:
-    made = imds.make_token(KEY, "i-0123456789abcdef0", NOW, 60)
-    assert not imds.token_valid(KEY, made, "i-0123456789abcdef1", NOW)
+    made = imds_tokens.make_token(KEY, "i-0123456789abcdef0", NOW, 60)
+    assert not imds_tokens.token_valid(KEY, made, "i-0123456789abcdef1", NOW)
 
 
 def test_token_from_another_key_is_invalid() -> None:
-    made = imds.make_token(bytes(32), "i-0123456789abcdef0", NOW, 60)
-    assert not imds.token_valid(KEY, made, "i-0123456789abcdef0", NOW)
+    made = imds_tokens.make_token(bytes(32), "i-0123456789abcdef0", NOW, 60)
+    assert not imds_tokens.token_valid(KEY, made, "i-0123456789abcdef0", NOW)
 
 
 @pytest.mark.parametrize("garbage", ["", "x", "not base64!", "AQ==", "é", "A" * 68])
 def test_malformed_tokens_are_invalid(garbage: str) -> None:
-    assert not imds.token_valid(KEY, garbage, "i-0123456789abcdef0", NOW)
+    assert not imds_tokens.token_valid(KEY, garbage, "i-0123456789abcdef0", NOW)
 
 
 def test_a_changed_expiry_breaks_the_token() -> None:
     import base64
 
-    raw = bytearray(base64.urlsafe_b64decode(imds.make_token(KEY, "i-0123456789abcdef0", NOW, 1)))
+    raw = bytearray(base64.urlsafe_b64decode(imds_tokens.make_token(KEY, "i-0123456789abcdef0", NOW, 1)))
     raw[5] ^= 0xFF  # push the expiry far into the future
     forged = base64.urlsafe_b64encode(bytes(raw)).decode()
-    assert not imds.token_valid(KEY, forged, "i-0123456789abcdef0", NOW)
+    assert not imds_tokens.token_valid(KEY, forged, "i-0123456789abcdef0", NOW)
 
 
 # --- trust ----------------------------------------------------------------------------------------------------------
@@ -258,5 +258,5 @@ def test_unknown_instance_does_not_answer(store: Store) -> None:
 
 
 def test_error_pages_name_the_status() -> None:
-    page = imds.error(405).body.decode("latin-1")
+    page = imds_replies.error(405).body.decode("latin-1")
     assert "<title>405 - Method Not Allowed</title>" in page and "<h1>405 - Method Not Allowed</h1>" in page
