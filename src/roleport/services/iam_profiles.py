@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import defaultdict, namedtuple
 from types import SimpleNamespace
 from typing import Any
 
@@ -45,15 +45,27 @@ _INSERT_PROFILE = Prepared(
         {column: bindparam(column) for column in ("id", "account_id", "name", "name_key", "path", "create_date")}
     )
 )
-_ROLES_OF_PROFILE = Prepared(
-    select(schema.roles)
-    .join(profile_roles, schema.roles.c.id == profile_roles.c.role_id)
-    .where(profile_roles.c.profile_id == bindparam("profile"))
+# GetInstanceProfile in one statement: the profile, its role (at most one: profile_roles is keyed by profile) and its
+# tags, outer-joined, so a profile with n tags comes back as n rows (one without tags). Three lookups cost three
+# round trips through the driver, which is most of what this call costs.
+_PROFILE_COLUMNS = len(profiles.c)
+_ROLE_COLUMNS = len(schema.roles.c)
+_RoleRow = namedtuple("_RoleRow", [column.key for column in schema.roles.c])  # type: ignore[misc]
+_PROFILE_WHOLE = Prepared(
+    select(
+        profiles,
+        *(column.label(f"role_{column.key}") for column in schema.roles.c),
+        schema.profile_tags.c.key.label("tag_key"),
+        schema.profile_tags.c.value.label("tag_value"),
+    )
+    .select_from(
+        profiles.outerjoin(profile_roles, profile_roles.c.profile_id == profiles.c.id)
+        .outerjoin(schema.roles, schema.roles.c.id == profile_roles.c.role_id)
+        .outerjoin(schema.profile_tags, schema.profile_tags.c.owner_id == profiles.c.id)
+    )
+    .where(profiles.c.account_id == bindparam("account"), profiles.c.name_key == bindparam("key"))
+    .order_by(schema.profile_tags.c.key)
 )
-
-
-def _roles_of(ctx: Ctx, profile_id: str) -> list[Row]:
-    return list(ctx.tx.execute(_ROLES_OF_PROFILE, {"profile": profile_id}))
 
 
 _ROLES_OF_RANGE = Prepared(
@@ -112,9 +124,15 @@ def create_instance_profile(ctx: Ctx, p: Params) -> dict[str, Any]:
 
 @operation("iam", "GetInstanceProfile")
 def get_instance_profile(ctx: Ctx, p: Params) -> dict[str, Any]:
-    row = find_profile(ctx.tx, ctx.account_id, p["InstanceProfileName"])
-    roles = _roles_of(ctx, row.id)
-    return {"InstanceProfile": profile_out(row, roles, iam_common.tags_of(ctx.tx, schema.profile_tags, row.id))}
+    name = p["InstanceProfileName"]
+    rows = ctx.tx.execute(_PROFILE_WHOLE, {"account": ctx.account_id, "key": name.lower()}).rows
+    if not rows:
+        raise AwsError("NoSuchEntity", f"Instance Profile {name} cannot be found.")  # as find_profile words it
+    first = rows[0]
+    role = first[_PROFILE_COLUMNS : _PROFILE_COLUMNS + _ROLE_COLUMNS]
+    roles = [_RoleRow(*role)] if role[0] is not None else []
+    tags = [{"Key": row.tag_key, "Value": row.tag_value} for row in rows if row.tag_key is not None]
+    return {"InstanceProfile": profile_out(first, roles, tags)}
 
 
 @operation("iam", "ListInstanceProfiles")
