@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hmac
 from datetime import datetime
 
@@ -44,7 +45,12 @@ def expired_token(service: str) -> AwsError:
 
 
 def root(settings: Settings) -> Principal:
-    account = settings.account_id
+    return _root(settings.account_id)
+
+
+@functools.lru_cache(maxsize=64)
+def _root(account: str) -> Principal:
+    # Principals are immutable, so every root call can share one (a frozen dataclass costs microseconds to make).
     return Principal(kind="root", arn=f"arn:aws:iam::{account}:root", user_id=account, account_id=account)
 
 
