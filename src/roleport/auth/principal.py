@@ -54,14 +54,22 @@ def _root(account: str) -> Principal:
     return Principal(kind="root", arn=f"arn:aws:iam::{account}:root", user_id=account, account_id=account)
 
 
+def root_key(settings: Settings, signed: SignedRequest) -> tuple[Principal, str] | None:
+    """The root principal and its secret when the request is signed with the root key; resolved without the store."""
+    if signed.access_key_id == settings.root_access_key and signed.security_token is None:
+        return root(settings), settings.root_secret_key
+    return None
+
+
 def resolve(
     tx: Tx | None, settings: Settings, signed: SignedRequest, service: str, now: datetime
 ) -> tuple[Principal, str]:
     """The principal behind the request's access key; unknown, inactive, deleted or expired keys are refused the way
     AWS refuses them. The signature itself is checked afterwards with the secret returned here."""
+    known = root_key(settings, signed)
+    if known is not None:
+        return known
     key = signed.access_key_id
-    if key == settings.root_access_key and signed.security_token is None:
-        return root(settings), settings.root_secret_key
     if tx is None:
         raise invalid_token(service)
     if key.startswith(ids.TEMPORARY_KEY_PREFIX):

@@ -296,10 +296,15 @@ class Store:
                 if conn.execute(select(schema.counters.c.value).where(schema.counters.c.name == name)).first() is None:
                     conn.execute(schema.counters.insert().values(name=name, value=0))
 
-    def transaction(self, write: bool, journaled: bool = True) -> Transaction:
+    def transaction(self, write: bool, journaled: bool = True, one_statement: bool = False) -> Transaction:
         """One transaction, as a context manager giving the Tx; `journaled=False` for writes that are not changes
-        other services should see arrive late (the AWS managed policies seeded at start, a reset)."""
-        return Transaction(self, write, journaled)
+        other services should see arrive late (the AWS managed policies seeded at start, a reset).
+
+        `one_statement=True` promises a read that runs a single statement. SQLite then runs it on its own, without
+        BEGIN and COMMIT: one statement is a transaction by itself, with the same isolation, and the two extra
+        statements cost as much as a simple query. A second statement is refused (RuntimeError), so a broken
+        promise fails loudly instead of reading from two snapshots."""
+        return Transaction(self, write, journaled, one_statement and not write and self.kind == "sqlite")
 
     def _thread_connection(self) -> Any:
         """SQLite: each thread keeps one connection (a pool round trip costs more than a whole read here)."""
@@ -317,21 +322,42 @@ class Store:
         self.engine.dispose()
 
 
+class _OneStatementTx(Tx):
+    """A read of one statement outside any explicit transaction (SQLite's autocommit runs it as its own)."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self._spent = False
+
+    def execute(
+        self, statement: ClauseElement | Prepared, params: dict[str, Any] | list[dict[str, Any]] | None = None
+    ) -> Result:
+        if self._spent:
+            raise RuntimeError("a transaction opened for one statement ran a second")
+        self._spent = True
+        return super().execute(statement, params)
+
+
 class Transaction:
     """Store.transaction's context manager: commit when the block ends, roll back when it raises. A class rather than
     a @contextmanager generator, which costs several microseconds a call on the hot path."""
 
-    __slots__ = ("journaled", "pooled", "store", "tx", "write")
+    __slots__ = ("alone", "journaled", "pooled", "store", "tx", "write")
 
-    def __init__(self, store: Store, write: bool, journaled: bool) -> None:
+    def __init__(self, store: Store, write: bool, journaled: bool, alone: bool = False) -> None:
         self.store = store
         self.write = write
         self.journaled = journaled
+        self.alone = alone  # one SQLite read statement, run without BEGIN/COMMIT (see Store.transaction)
         self.pooled: Any = None
         self.tx: Tx | None = None
 
     def __enter__(self) -> Tx:
         store = self.store
+        if self.alone:
+            driver = store._thread_connection()
+            self.tx = _OneStatementTx(driver, store.dialect, store.integrity_error, store.compiled, store.memo)
+            return self.tx
         journal = store.journal() if self.write and self.journaled and store.journal is not None else None
         if store.kind == "sqlite":
             driver = store._thread_connection()
