@@ -38,6 +38,9 @@ _NOT_IN_QUERY = str.maketrans("", "", _UNRESERVED + "%=&")
 _NON_CANONICAL_ESCAPE = re.compile(r"%(?![0-9A-F]{2})|%(?:2[DE]|3[0-9]|4[1-9A-F]|5[0-9AF]|6[1-9A-F]|7[0-9AE])")
 _HEX_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 _HEADER_PARTS = ("Credential", "Signature", "SignedHeaders")
+# An Authorization header as SDKs write it: each part once, in this order, non-empty where emptiness means missing.
+# (\s is Unicode whitespace, as str.split() reads it.)
+_USUAL_HEADER = re.compile("AWS4-HMAC-SHA256 Credential=([^,\\s]+), SignedHeaders=([^,\\s]*), Signature=([^,\\s]+)")
 _QUERY_PARTS = ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Signature", "X-Amz-SignedHeaders", "X-Amz-Date")
 
 
@@ -102,9 +105,15 @@ def verify(
 
 def _parse_header(authorization: str, headers: Mapping[str, str]) -> SignedRequest:
     value = authorization.strip()
-    algorithm, _, rest = value.replace("\t", " ").partition(" ")
-    params = _header_params(algorithm, rest, value)
     raw_date = headers.get("x-amz-date")
+    usual = _USUAL_HEADER.fullmatch(value)
+    if usual is not None and raw_date is not None:
+        # The form every SDK sends; it reads exactly as the general path below would read it.
+        algorithm = ALGORITHM
+        params = {"Credential": usual[1], "SignedHeaders": usual[2], "Signature": usual[3]}
+    else:
+        algorithm, _, rest = value.replace("\t", " ").partition(" ")
+        params = _header_params(algorithm, rest, value)
     if raw_date is None and (http_date := headers.get("date")) is not None:
         raw_date = _http_date_as_amz(http_date)
     missing = [f"Authorization header requires '{name}' parameter." for name in _HEADER_PARTS if name not in params]
@@ -185,8 +194,7 @@ def _parse_query(query: dict[str, str]) -> SignedRequest:
 
 
 def _credential_scope(credential: str, amz_date: str) -> tuple[str, str, str, str]:
-    # AWS ignores trailing slashes before counting the elements.
-    parts = credential.rstrip("/").split("/")
+    parts = _credential_parts(credential)
     if len(parts) != 5:
         raise _incomplete(
             "Credential must have exactly 5 slash-delimited elements, e.g. keyid/date/region/service/term, "
@@ -202,6 +210,12 @@ def _credential_scope(credential: str, amz_date: str) -> tuple[str, str, str, st
         # AWS reports every scope problem at once, in one message.
         raise _mismatch(" ".join(problems))
     return akid, scope_date, region, service
+
+
+@functools.lru_cache(maxsize=256)
+def _credential_parts(credential: str) -> tuple[str, ...]:
+    # AWS ignores trailing slashes before counting the elements. A key signs with the same scope all day.
+    return tuple(credential.rstrip("/").split("/"))
 
 
 @functools.lru_cache(maxsize=256)
