@@ -47,14 +47,26 @@ _INSERT_PROFILE = Prepared(
 )
 # GetInstanceProfile in one statement: the profile, its role (at most one: profile_roles is keyed by profile) and its
 # tags, outer-joined, so a profile with n tags comes back as n rows (one without tags). Three lookups cost three
-# round trips through the driver, which is most of what this call costs.
-_PROFILE_COLUMNS = len(profiles.c)
-_ROLE_COLUMNS = len(schema.roles.c)
-_RoleRow = namedtuple("_RoleRow", [column.key for column in schema.roles.c])  # type: ignore[misc]
+# round trips through the driver, which is most of what this call costs. Only the columns profile_out and role_out
+# read are selected.
+_PROFILE_FIELDS = ("id", "account_id", "name", "path", "create_date")
+_ROLE_FIELDS = (
+    "id",
+    "account_id",
+    "name",
+    "path",
+    "create_date",
+    "trust_policy",
+    "description",
+    "max_session_duration",
+)
+_RoleRow = namedtuple("_RoleRow", _ROLE_FIELDS)  # type: ignore[misc]
+_ROLE_AT = len(_PROFILE_FIELDS)
+_ROLE_END = _ROLE_AT + len(_ROLE_FIELDS)
 _PROFILE_WHOLE = Prepared(
     select(
-        profiles,
-        *(column.label(f"role_{column.key}") for column in schema.roles.c),
+        *(profiles.c[name] for name in _PROFILE_FIELDS),
+        *(schema.roles.c[name].label(f"role_{name}") for name in _ROLE_FIELDS),
         schema.profile_tags.c.key.label("tag_key"),
         schema.profile_tags.c.value.label("tag_value"),
     )
@@ -66,8 +78,6 @@ _PROFILE_WHOLE = Prepared(
     .where(profiles.c.account_id == bindparam("account"), profiles.c.name_key == bindparam("key"))
     .order_by(schema.profile_tags.c.key)
 )
-
-
 _ROLES_OF_RANGE = Prepared(
     select(profile_roles.c.profile_id, schema.roles)
     .join(schema.roles, schema.roles.c.id == profile_roles.c.role_id)
@@ -129,8 +139,8 @@ def get_instance_profile(ctx: Ctx, p: Params) -> dict[str, Any]:
     if not rows:
         raise AwsError("NoSuchEntity", f"Instance Profile {name} cannot be found.")  # as find_profile words it
     first = rows[0]
-    role = first[_PROFILE_COLUMNS : _PROFILE_COLUMNS + _ROLE_COLUMNS]
-    roles = [_RoleRow(*role)] if role[0] is not None else []
+    role = first[_ROLE_AT:_ROLE_END]
+    roles = [_RoleRow._make(role)] if role[0] is not None else []
     tags = [{"Key": row.tag_key, "Value": row.tag_value} for row in rows if row.tag_key is not None]
     return {"InstanceProfile": profile_out(first, roles, tags)}
 
