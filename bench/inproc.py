@@ -119,7 +119,7 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=35)
     parser.add_argument(
         "--just-run",
-        choices=("get", "create"),
+        choices=("get", "get-asgi", "create"),
         default=None,
         help="only make --calls calls, untimed: for instruction counts (valgrind --tool=callgrind), compared with a "
         "run of other --calls to cancel the start-up",
@@ -142,13 +142,18 @@ def main() -> None:
 
         if args.just_run:
             # Creates are signed for the largest run whatever --calls is, so the signing cancels out in the difference.
-            calls = [lambda: _ok(pipeline.handle(get))] * args.calls if args.just_run == "get" else creates(1200)
+            if args.just_run == "get":
+                calls = [lambda: _ok(pipeline.handle(get))] * args.calls
+            elif args.just_run == "get-asgi":
+                calls = [asgi_call(endpoint, get)] * args.calls
+            else:
+                calls = creates(1200)
             for call in calls[: args.calls]:
                 call()
             return
         if args.profile:
             calls = [lambda: _ok(pipeline.handle(get))] * args.calls if args.profile == "get" else creates(args.calls)
-            median_us(calls[:200])
+            median_us([lambda: _ok(pipeline.handle(get))] * 200 if args.profile == "get" else creates(200))
             profiler = cProfile.Profile()
             profiler.enable()
             for call in calls:
