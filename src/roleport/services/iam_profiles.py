@@ -122,8 +122,11 @@ def create_instance_profile(ctx: Ctx, p: Params) -> dict[str, Any]:
         "path": p.get("Path", "/"),
         "create_date": ctx.now,
     }
-    exists_error = AwsError("EntityAlreadyExists", f"Instance Profile {name} already exists.")
-    ctx.tx.insert_unique(_INSERT_PROFILE, values, exists_error)
+
+    def exists() -> AwsError:
+        return AwsError("EntityAlreadyExists", f"Instance Profile {name} already exists.")
+
+    ctx.tx.insert_unique(_INSERT_PROFILE, values, exists)
     tags = p.get("Tags", [])
     if tags:
         quota_tags = ctx.settings.quotas.tags_per_resource

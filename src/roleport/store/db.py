@@ -89,6 +89,8 @@ class Result:
 class Tx:
     """One transaction on one pooled driver connection."""
 
+    __slots__ = ("cache", "dialect", "driver", "integrity_error", "journal", "memo")
+
     def __init__(
         self,
         driver: Any,
@@ -144,14 +146,17 @@ class Tx:
         return found
 
     def insert_unique(
-        self, statement: ClauseElement | Prepared, params: dict[str, Any] | None, error: AwsError
+        self,
+        statement: ClauseElement | Prepared,
+        params: dict[str, Any] | None,
+        error: AwsError | Callable[[], AwsError],
     ) -> None:
-        """Insert, turning a unique or primary-key violation into the AWS error for it; the transaction then rolls
-        back, so the call changes nothing."""
+        """Insert, turning a unique or primary-key violation into the AWS error for it (or made by it, so a hot path
+        need not build an error it seldom raises); the transaction then rolls back, so the call changes nothing."""
         try:
             self.execute(statement, params)
         except self.integrity_error:
-            raise error from None
+            raise (error if isinstance(error, AwsError) else error()) from None
 
     def _execute_many(self, statement: ClauseElement | Prepared, params: list[dict[str, Any]]) -> Result:
         if not params:
@@ -324,6 +329,8 @@ class Store:
 
 class _OneStatementTx(Tx):
     """A read of one statement outside any explicit transaction (SQLite's autocommit runs it as its own)."""
+
+    __slots__ = ("_spent",)
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
