@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hmac
 from datetime import datetime
 
@@ -44,8 +45,20 @@ def expired_token(service: str) -> AwsError:
 
 
 def root(settings: Settings) -> Principal:
-    account = settings.account_id
+    return _root(settings.account_id)
+
+
+@functools.lru_cache(maxsize=64)
+def _root(account: str) -> Principal:
+    # Principals are immutable, so every root call can share one (a frozen dataclass costs microseconds to make).
     return Principal(kind="root", arn=f"arn:aws:iam::{account}:root", user_id=account, account_id=account)
+
+
+def root_key(settings: Settings, signed: SignedRequest) -> tuple[Principal, str] | None:
+    """The root principal and its secret when the request is signed with the root key; resolved without the store."""
+    if signed.access_key_id == settings.root_access_key and signed.security_token is None:
+        return root(settings), settings.root_secret_key
+    return None
 
 
 def resolve(
@@ -53,9 +66,10 @@ def resolve(
 ) -> tuple[Principal, str]:
     """The principal behind the request's access key; unknown, inactive, deleted or expired keys are refused the way
     AWS refuses them. The signature itself is checked afterwards with the secret returned here."""
+    known = root_key(settings, signed)
+    if known is not None:
+        return known
     key = signed.access_key_id
-    if key == settings.root_access_key and signed.security_token is None:
-        return root(settings), settings.root_secret_key
     if tx is None:
         raise invalid_token(service)
     if key.startswith(ids.TEMPORARY_KEY_PREFIX):

@@ -9,9 +9,9 @@ import hmac
 import re
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import NamedTuple
 from urllib.parse import quote_from_bytes, unquote_plus, unquote_to_bytes
 
 from roleport.errors import AwsError
@@ -38,12 +38,15 @@ _NOT_IN_QUERY = str.maketrans("", "", _UNRESERVED + "%=&")
 _NON_CANONICAL_ESCAPE = re.compile(r"%(?![0-9A-F]{2})|%(?:2[DE]|3[0-9]|4[1-9A-F]|5[0-9AF]|6[1-9A-F]|7[0-9AE])")
 _HEX_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 _HEADER_PARTS = ("Credential", "Signature", "SignedHeaders")
+# An Authorization header as SDKs write it: each part once, in this order, non-empty where emptiness means missing.
+# (\s is Unicode whitespace, as str.split() reads it.)
+_USUAL_HEADER = re.compile("AWS4-HMAC-SHA256 Credential=([^,\\s]+), SignedHeaders=([^,\\s]*), Signature=([^,\\s]+)")
 _QUERY_PARTS = ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Signature", "X-Amz-SignedHeaders", "X-Amz-Date")
 
 
-@dataclass(frozen=True, slots=True)
-class SignedRequest:
-    """The SigV4 auth one request carries, as read by parse(); verify() decides whether it holds."""
+class SignedRequest(NamedTuple):
+    """The SigV4 auth one request carries, as read by parse(); verify() decides whether it holds. Immutable; a named
+    tuple rather than a frozen dataclass, which costs a call per field to make, and one is made for every request."""
 
     access_key_id: str
     scope_date: str  # YYYYMMDD from the credential scope
@@ -92,7 +95,7 @@ def verify(
     digest = hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
     string_to_sign = f"{ALGORITHM}\n{req.amz_date}\n{scope}\n{digest}"
     key = _signing_key(secret_key, req.scope_date, req.region, req.service)
-    expected = hmac.digest(key, string_to_sign.encode("utf-8", "surrogatepass"), "sha256").hex()
+    expected = key.hexdigest(string_to_sign.encode("utf-8", "surrogatepass"))
     if not hmac.compare_digest(expected.encode("ascii"), req.signature.encode("utf-8", "replace")):
         raise _mismatch(SIGNATURE_MISMATCH)
 
@@ -102,9 +105,15 @@ def verify(
 
 def _parse_header(authorization: str, headers: Mapping[str, str]) -> SignedRequest:
     value = authorization.strip()
-    algorithm, _, rest = value.replace("\t", " ").partition(" ")
-    params = _header_params(algorithm, rest, value)
     raw_date = headers.get("x-amz-date")
+    usual = _USUAL_HEADER.fullmatch(value)
+    if usual is not None and raw_date is not None:
+        # The form every SDK sends; it reads exactly as the general path below would read it.
+        algorithm = ALGORITHM
+        params = {"Credential": usual[1], "SignedHeaders": usual[2], "Signature": usual[3]}
+    else:
+        algorithm, _, rest = value.replace("\t", " ").partition(" ")
+        params = _header_params(algorithm, rest, value)
     if raw_date is None and (http_date := headers.get("date")) is not None:
         raw_date = _http_date_as_amz(http_date)
     missing = [f"Authorization header requires '{name}' parameter." for name in _HEADER_PARTS if name not in params]
@@ -185,8 +194,7 @@ def _parse_query(query: dict[str, str]) -> SignedRequest:
 
 
 def _credential_scope(credential: str, amz_date: str) -> tuple[str, str, str, str]:
-    # AWS ignores trailing slashes before counting the elements.
-    parts = credential.rstrip("/").split("/")
+    parts = _credential_parts(credential)
     if len(parts) != 5:
         raise _incomplete(
             "Credential must have exactly 5 slash-delimited elements, e.g. keyid/date/region/service/term, "
@@ -204,7 +212,15 @@ def _credential_scope(credential: str, amz_date: str) -> tuple[str, str, str, st
     return akid, scope_date, region, service
 
 
+@functools.lru_cache(maxsize=256)
+def _credential_parts(credential: str) -> tuple[str, ...]:
+    # AWS ignores trailing slashes before counting the elements. A key signs with the same scope all day.
+    return tuple(credential.rstrip("/").split("/"))
+
+
+@functools.lru_cache(maxsize=256)
 def _signed_header_names(value: str) -> tuple[str, ...]:
+    # A client signs the same few header sets over and over.
     names = value.lower().split(";")
     return tuple(names) if "" not in names else tuple(name for name in names if name)
 
@@ -350,11 +366,33 @@ def _payload_hash(headers: Mapping[str, str], body: bytes) -> str:
 
 
 @functools.lru_cache(maxsize=1024)
-def _signing_key(secret_key: str, scope_date: str, region: str, service: str) -> bytes:
+def _signing_key(secret_key: str, scope_date: str, region: str, service: str) -> SigningKey:
     key = hmac.digest(f"AWS4{secret_key}".encode(), scope_date.encode(), "sha256")
     for part in (region, service, TERMINATOR):
         key = hmac.digest(key, part.encode(), "sha256")
-    return key
+    return SigningKey(key)
+
+
+class SigningKey:
+    """A derived signing key with SHA-256 already fed its two HMAC pads (RFC 2104), so signing a message costs two
+    copies and two small updates. OpenSSL 3's one-shot HMAC looks the digest up again on every call, which made it
+    the costliest step of checking a signature."""
+
+    __slots__ = ("inner", "key", "outer")
+
+    def __init__(self, key: bytes) -> None:
+        self.key = key
+        block = key.ljust(64, b"\0")  # SHA-256's block; a derived key is 32 bytes, never longer
+        self.inner = hashlib.sha256(bytes(byte ^ 0x36 for byte in block))
+        self.outer = hashlib.sha256(bytes(byte ^ 0x5C for byte in block))
+
+    def hexdigest(self, message: bytes) -> str:
+        """HMAC-SHA256 of the message under this key, in hex."""
+        inner = self.inner.copy()
+        inner.update(message)
+        outer = self.outer.copy()
+        outer.update(inner.digest())
+        return outer.hexdigest()
 
 
 # --- small helpers ------------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -27,7 +28,9 @@ def parse(service: str, form: Mapping[str, str]) -> tuple[OperationModel, dict[s
     if shape is None:
         return operation, {}
     ec2 = spec.service_model(service).protocol == "ec2"
-    return operation, _structure(shape, _tree(form), ec2)
+    # Without a dotted key the tree is the form itself, and most calls name only top-level scalars.
+    flat = not any("." in key for key in form)
+    return operation, _structure(shape, form if flat else _tree(form), ec2)
 
 
 def _tree(form: Mapping[str, str]) -> Tree:
@@ -59,13 +62,24 @@ def _wire_name(member_name: str, member: Shape, ec2: bool) -> str:
     return str(serialization.get("name", member_name))
 
 
-def _structure(shape: StructureShape, node: Tree, ec2: bool) -> dict[str, Any]:
+def _structure(shape: StructureShape, node: Mapping[str, Any], ec2: bool) -> dict[str, Any]:
     params: dict[str, Any] = {}
-    for member_name, member in shape.members.items():
-        value = node.get(_wire_name(member_name, member, ec2))
+    for member_name, wire_name, member, is_string in _members(shape, ec2):
+        value = node.get(wire_name)
         if value is not None:
-            params[member_name] = _value(member, value, ec2, member_name)
+            # A string member given a plain value is the value itself: the common case skips the dispatch.
+            is_plain = is_string and value.__class__ is str
+            params[member_name] = value if is_plain else _value(member, value, ec2, member_name)
     return params
+
+
+@functools.lru_cache(maxsize=8192)
+def _members(shape: StructureShape, ec2: bool) -> tuple[tuple[str, str, Shape, bool], ...]:
+    """A structure's members with their wire names, worked out once per shape (botocore keeps its shape objects)."""
+    return tuple(
+        (name, _wire_name(name, member, ec2), member, member.type_name == "string")
+        for name, member in shape.members.items()
+    )
 
 
 def _value(shape: Shape, value: Any, ec2: bool, name: str) -> Any:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import defaultdict, namedtuple
 from types import SimpleNamespace
 from typing import Any
 
@@ -45,17 +45,39 @@ _INSERT_PROFILE = Prepared(
         {column: bindparam(column) for column in ("id", "account_id", "name", "name_key", "path", "create_date")}
     )
 )
-_ROLES_OF_PROFILE = Prepared(
-    select(schema.roles)
-    .join(profile_roles, schema.roles.c.id == profile_roles.c.role_id)
-    .where(profile_roles.c.profile_id == bindparam("profile"))
+# GetInstanceProfile in one statement: the profile, its role (at most one: profile_roles is keyed by profile) and its
+# tags, outer-joined, so a profile with n tags comes back as n rows (one without tags). Three lookups cost three
+# round trips through the driver, which is most of what this call costs. Only the columns profile_out and role_out
+# read are selected.
+_PROFILE_FIELDS = ("id", "account_id", "name", "path", "create_date")
+_ROLE_FIELDS = (
+    "id",
+    "account_id",
+    "name",
+    "path",
+    "create_date",
+    "trust_policy",
+    "description",
+    "max_session_duration",
 )
-
-
-def _roles_of(ctx: Ctx, profile_id: str) -> list[Row]:
-    return list(ctx.tx.execute(_ROLES_OF_PROFILE, {"profile": profile_id}))
-
-
+_RoleRow = namedtuple("_RoleRow", _ROLE_FIELDS)  # type: ignore[misc]
+_ROLE_AT = len(_PROFILE_FIELDS)
+_ROLE_END = _ROLE_AT + len(_ROLE_FIELDS)
+_PROFILE_WHOLE = Prepared(
+    select(
+        *(profiles.c[name] for name in _PROFILE_FIELDS),
+        *(schema.roles.c[name].label(f"role_{name}") for name in _ROLE_FIELDS),
+        schema.profile_tags.c.key.label("tag_key"),
+        schema.profile_tags.c.value.label("tag_value"),
+    )
+    .select_from(
+        profiles.outerjoin(profile_roles, profile_roles.c.profile_id == profiles.c.id)
+        .outerjoin(schema.roles, schema.roles.c.id == profile_roles.c.role_id)
+        .outerjoin(schema.profile_tags, schema.profile_tags.c.owner_id == profiles.c.id)
+    )
+    .where(profiles.c.account_id == bindparam("account"), profiles.c.name_key == bindparam("key"))
+    .order_by(schema.profile_tags.c.key)
+)
 _ROLES_OF_RANGE = Prepared(
     select(profile_roles.c.profile_id, schema.roles)
     .join(schema.roles, schema.roles.c.id == profile_roles.c.role_id)
@@ -100,8 +122,11 @@ def create_instance_profile(ctx: Ctx, p: Params) -> dict[str, Any]:
         "path": p.get("Path", "/"),
         "create_date": ctx.now,
     }
-    exists_error = AwsError("EntityAlreadyExists", f"Instance Profile {name} already exists.")
-    ctx.tx.insert_unique(_INSERT_PROFILE, values, exists_error)
+
+    def exists() -> AwsError:
+        return AwsError("EntityAlreadyExists", f"Instance Profile {name} already exists.")
+
+    ctx.tx.insert_unique(_INSERT_PROFILE, values, exists)
     tags = p.get("Tags", [])
     if tags:
         quota_tags = ctx.settings.quotas.tags_per_resource
@@ -112,9 +137,15 @@ def create_instance_profile(ctx: Ctx, p: Params) -> dict[str, Any]:
 
 @operation("iam", "GetInstanceProfile")
 def get_instance_profile(ctx: Ctx, p: Params) -> dict[str, Any]:
-    row = find_profile(ctx.tx, ctx.account_id, p["InstanceProfileName"])
-    roles = _roles_of(ctx, row.id)
-    return {"InstanceProfile": profile_out(row, roles, iam_common.tags_of(ctx.tx, schema.profile_tags, row.id))}
+    name = p["InstanceProfileName"]
+    rows = ctx.tx.execute(_PROFILE_WHOLE, {"account": ctx.account_id, "key": name.lower()}).rows
+    if not rows:
+        raise AwsError("NoSuchEntity", f"Instance Profile {name} cannot be found.")  # as find_profile words it
+    first = rows[0]
+    role = first[_ROLE_AT:_ROLE_END]
+    roles = [_RoleRow._make(role)] if role[0] is not None else []
+    tags = [{"Key": row.tag_key, "Value": row.tag_value} for row in rows if row.tag_key is not None]
+    return {"InstanceProfile": profile_out(first, roles, tags)}
 
 
 @operation("iam", "ListInstanceProfiles")

@@ -11,8 +11,7 @@ import base64
 import collections
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Boolean, Engine, create_engine, event, select, tuple_
@@ -38,7 +37,7 @@ class Prepared:
 class _Compiled:
     """A statement's SQL for one dialect, the order of its binds, and how to read its rows."""
 
-    __slots__ = ("compiled", "converters", "defaults", "names", "row_type", "sql")
+    __slots__ = ("compiled", "converters", "defaults", "make_row", "names", "row_type", "sql")
 
     def __init__(self, sql: str, names: tuple[str, ...] | None, compiled: Any, converters: Any) -> None:
         self.sql = sql
@@ -47,6 +46,7 @@ class _Compiled:
         self.converters: tuple[Converter | None, ...] | None = converters
         self.defaults: dict[str, Any] = dict(compiled.params) if compiled is not None else {}
         self.row_type: type | None = None
+        self.make_row: Callable[[Any], Any] | None = None  # driver row → Row, made with row_type
 
 
 _PER_CALL = _Compiled("", None, None, None)
@@ -88,6 +88,8 @@ class Result:
 
 class Tx:
     """One transaction on one pooled driver connection."""
+
+    __slots__ = ("cache", "dialect", "driver", "integrity_error", "journal", "memo")
 
     def __init__(
         self,
@@ -144,14 +146,17 @@ class Tx:
         return found
 
     def insert_unique(
-        self, statement: ClauseElement | Prepared, params: dict[str, Any] | None, error: AwsError
+        self,
+        statement: ClauseElement | Prepared,
+        params: dict[str, Any] | None,
+        error: AwsError | Callable[[], AwsError],
     ) -> None:
-        """Insert, turning a unique or primary-key violation into the AWS error for it; the transaction then rolls
-        back, so the call changes nothing."""
+        """Insert, turning a unique or primary-key violation into the AWS error for it (or made by it, so a hot path
+        need not build an error it seldom raises); the transaction then rolls back, so the call changes nothing."""
         try:
             self.execute(statement, params)
         except self.integrity_error:
-            raise error from None
+            raise (error if isinstance(error, AwsError) else error()) from None
 
     def _execute_many(self, statement: ClauseElement | Prepared, params: list[dict[str, Any]]) -> Result:
         if not params:
@@ -212,9 +217,17 @@ def _compile(
     return _Compiled(compiled.string, names, compiled, converters)
 
 
+_EPOCH = schema.from_micros(0)
+
+
+def _from_micros(value: int) -> datetime:
+    # schema.from_micros without the keyword argument, which makes the timedelta twice as costly.
+    return _EPOCH + timedelta(0, 0, value)
+
+
 def _converter(kind: Any) -> Converter | None:
     if isinstance(kind, schema.Timestamp):
-        return schema.from_micros
+        return _from_micros
     if isinstance(kind, Boolean):
         return bool
     return None
@@ -228,25 +241,34 @@ def _bind(values: dict[str, Any], names: tuple[str, ...] | None) -> Any:
 
 
 def _rows(cursor: Any, compiled: _Compiled) -> list[Any]:
-    row_type = compiled.row_type
-    if row_type is None:
+    make_row = compiled.make_row
+    if make_row is None:
         names = tuple(column[0] for column in cursor.description)
         row_type = collections.namedtuple("Row", names, rename=True)  # type: ignore[misc]
+        make_row = _row_maker(row_type, compiled.converters)
         if compiled.sql:
-            compiled.row_type = row_type  # the same statement always yields the same columns
-    fetched = cursor.fetchall()
-    converters = compiled.converters
+            # The same statement always yields the same columns.
+            compiled.row_type, compiled.make_row = row_type, make_row
+    return [make_row(raw) for raw in cursor.fetchall()]
+
+
+def _row_maker(row_type: Any, converters: tuple[Converter | None, ...] | None) -> Callable[[Any], Any]:
+    """A function from a driver row to a Row that converts the columns that need it (None stays None). Generated
+    once per statement: a row is made for every result of every call, and a loop over the converters per row cost
+    as much as the query."""
     if not converters or not any(converters):
-        return [row_type(*raw) for raw in fetched]
-    pairs = [(i, c) for i, c in enumerate(converters) if c is not None]
-    out = []
-    for raw in fetched:
-        values = list(raw)
-        for index, convert in pairs:
-            if values[index] is not None:
-                values[index] = convert(values[index])
-        out.append(row_type(*values))
-    return out
+        return row_type._make  # type: ignore[no-any-return]
+    names = {"Row": row_type}
+    parts = []
+    for index, convert in enumerate(converters):
+        if convert is None:
+            parts.append(f"raw[{index}]")
+        else:
+            names[f"convert{index}"] = convert
+            parts.append(f"(None if raw[{index}] is None else convert{index}(raw[{index}]))")
+    if len(row_type._fields) > len(converters):
+        parts.append(f"*raw[{len(converters)}:]")  # columns without a converter pass through (none in practice)
+    return eval(f"lambda raw: Row({', '.join(parts)})", names)  # type: ignore[no-any-return]
 
 
 class Store:
@@ -279,47 +301,99 @@ class Store:
                 if conn.execute(select(schema.counters.c.value).where(schema.counters.c.name == name)).first() is None:
                     conn.execute(schema.counters.insert().values(name=name, value=0))
 
-    @contextmanager
-    def transaction(self, write: bool, journaled: bool = True) -> Iterator[Tx]:
-        """One transaction; `journaled=False` for writes that are not changes other services should see arrive late
-        (the AWS managed policies seeded at start, a reset)."""
-        journal = self.journal() if write and journaled and self.journal is not None else None
-        if self.kind == "sqlite":
-            driver = self._thread_connection()
-            # A writer takes SQLite's write lock when it begins, so two writers never deadlock on an upgrade.
-            driver.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-            try:
-                yield Tx(driver, self.dialect, self.integrity_error, self.compiled, self.memo, journal)
-            except BaseException:
-                driver.rollback()
-                raise
-            driver.commit()
-            return
-        pooled = self.engine.raw_connection()
-        try:
-            driver = pooled.driver_connection
-            try:
-                yield Tx(driver, self.dialect, self.integrity_error, self.compiled, self.memo, journal)
-            except BaseException:
-                driver.rollback()
-                raise
-            driver.commit()
-        finally:
-            pooled.close()
+    def transaction(self, write: bool, journaled: bool = True, one_statement: bool = False) -> Transaction:
+        """One transaction, as a context manager giving the Tx; `journaled=False` for writes that are not changes
+        other services should see arrive late (the AWS managed policies seeded at start, a reset).
+
+        `one_statement=True` promises a read that runs a single statement. SQLite then runs it on its own, without
+        BEGIN and COMMIT: one statement is a transaction by itself, with the same isolation, and the two extra
+        statements cost as much as a simple query. A second statement is refused (RuntimeError), so a broken
+        promise fails loudly instead of reading from two snapshots."""
+        return Transaction(self, write, journaled, one_statement and not write and self.kind == "sqlite")
 
     def _thread_connection(self) -> Any:
         """SQLite: each thread keeps one connection (a pool round trip costs more than a whole read here)."""
-        pooled = getattr(self._local, "pooled", None)
-        if pooled is None:
-            pooled = self._local.pooled = self.engine.raw_connection()
+        driver = getattr(self._local, "driver", None)
+        if driver is None:
+            pooled = self.engine.raw_connection()
             self._held.append(pooled)
-        return pooled.driver_connection
+            driver = self._local.driver = pooled.driver_connection
+        return driver
 
     def dispose(self) -> None:
         for pooled in self._held:
             pooled.close()
         self._held.clear()
         self.engine.dispose()
+
+
+class _OneStatementTx(Tx):
+    """A read of one statement outside any explicit transaction (SQLite's autocommit runs it as its own)."""
+
+    __slots__ = ("_spent",)
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self._spent = False
+
+    def execute(
+        self, statement: ClauseElement | Prepared, params: dict[str, Any] | list[dict[str, Any]] | None = None
+    ) -> Result:
+        if self._spent:
+            raise RuntimeError("a transaction opened for one statement ran a second")
+        self._spent = True
+        return super().execute(statement, params)
+
+
+class Transaction:
+    """Store.transaction's context manager: commit when the block ends, roll back when it raises. A class rather than
+    a @contextmanager generator, which costs several microseconds a call on the hot path."""
+
+    __slots__ = ("alone", "journaled", "pooled", "store", "tx", "write")
+
+    def __init__(self, store: Store, write: bool, journaled: bool, alone: bool = False) -> None:
+        self.store = store
+        self.write = write
+        self.journaled = journaled
+        self.alone = alone  # one SQLite read statement, run without BEGIN/COMMIT (see Store.transaction)
+        self.pooled: Any = None
+        self.tx: Tx | None = None
+
+    def __enter__(self) -> Tx:
+        store = self.store
+        if self.alone:
+            driver = store._thread_connection()
+            self.tx = _OneStatementTx(driver, store.dialect, store.integrity_error, store.compiled, store.memo)
+            return self.tx
+        journal = store.journal() if self.write and self.journaled and store.journal is not None else None
+        if store.kind == "sqlite":
+            driver = store._thread_connection()
+            # A writer takes SQLite's write lock when it begins, so two writers never deadlock on an upgrade.
+            driver.execute("BEGIN IMMEDIATE" if self.write else "BEGIN")
+        else:
+            self.pooled = store.engine.raw_connection()
+            driver = self.pooled.driver_connection
+        self.tx = Tx(driver, store.dialect, store.integrity_error, store.compiled, store.memo, journal)
+        return self.tx
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, traceback: Any) -> None:
+        driver = self.tx.driver  # type: ignore[union-attr]
+        pooled = self.pooled
+        if pooled is None:
+            if kind is not None:
+                driver.rollback()
+            elif driver.in_transaction:
+                # sqlite3's commit() prepares its COMMIT anew every time; execute() reuses the cached statement,
+                # which halves what a transaction costs on top of its statements.
+                driver.execute("COMMIT")
+            return
+        try:
+            if kind is not None:
+                driver.rollback()
+            else:
+                driver.commit()
+        finally:
+            pooled.close()
 
 
 def _engine(url: str, kind: str) -> Engine:
