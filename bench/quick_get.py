@@ -65,7 +65,8 @@ def main() -> int:
             rounds = ", ".join(f"{m.rps:.0f}" for m in found[name])
             print(
                 f"{name:20s} {best.rps:8.0f} req/s ({best.rps / ceiling:5.1%} of the ceiling), "
-                f"{best.server_cpu_us:5.0f} us server CPU/request, other CPU {best.other_cpu_pct:.0f} %; rounds {rounds}"
+                f"{best.server_cpu_us:5.0f} us server CPU/request, other CPU {best.other_cpu_pct:.0f} %; "
+                f"rounds {rounds}"
             )
     finally:
         for server in started:
