@@ -231,11 +231,6 @@ class Journal:
 
 # --- reading ---------------------------------------------------------------------------------------------------------
 
-_FIRST_PENDING = Prepared(
-    select(func.min(journal.c.seq)).where(
-        journal.c.stream == bindparam("stream"), journal.c.visible_at > bindparam("now")
-    )
-)
 _PENDING_OF_TABLE = Prepared(
     select(journal.c.row_key, journal.c.before)
     .where(journal.c.table_name == bindparam("table"), journal.c.seq >= bindparam("first"))
@@ -248,6 +243,11 @@ def first_pending_sql(stream: str, now: Any) -> Any:
     return (
         select(func.min(journal.c.seq)).where(journal.c.stream == stream, journal.c.visible_at > now).scalar_subquery()
     )
+
+
+_FIRST_PENDING = {
+    stream: Prepared(select(first_pending_sql(stream, bindparam("now")))) for stream in (IAM, ASSOCIATION)
+}
 
 
 _LOOKUPS: dict[tuple[str, tuple[str, ...]], Prepared] = {}
@@ -273,7 +273,7 @@ class View:
     def first_pending(self, stream: str) -> int | None:
         """The seq of the earliest change of the stream others cannot see yet; None when they see everything."""
         if stream not in self._first:
-            self._first[stream] = self.tx.execute(_FIRST_PENDING, {"stream": stream, "now": self.now}).scalar()
+            self._first[stream] = self.tx.execute(_FIRST_PENDING[stream], {"now": self.now}).scalar()
         return self._first[stream]
 
     def rows(self, table: Table, **equals: Any) -> list[Row]:
@@ -342,6 +342,5 @@ def pending(tx: Tx, now: datetime) -> list[dict[str, Any]]:
     ]
 
 
-def _iso(moment: Any) -> str:
-    value = moment if isinstance(moment, datetime) else schema.from_micros(int(moment))
-    return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
