@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -27,9 +26,10 @@ POSTGRES_URL = os.environ.get("ROLEPORT_TEST_POSTGRES_URL", "postgresql+psycopg:
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    # Imported late: roleport.testing is loaded as a plugin (pytest_plugins), which must import it first.
+    from roleport import testing
+
+    return testing.free_port()
 
 
 @dataclass

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -112,14 +110,6 @@ def test_ec2_may_not_assume_otherwise(policy: str) -> None:
 
 
 # --- the service on a store -------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    running = Store(f"sqlite:///{tmp_path / 'unit.db'}")
-    running.create()
-    yield running
-    running.dispose()
 
 
 def add_instance(store: Store, *, state: str = "running", trust_policy: str | None = trust(EC2)) -> tuple[str, str]:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from sqlalchemy import bindparam, select
 
@@ -12,14 +9,6 @@ from roleport.store import schema
 from roleport.store.db import Prepared, Store
 
 _READ = Prepared(select(schema.counters.c.value).where(schema.counters.c.name == bindparam("name")))
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    running = Store(f"sqlite:///{tmp_path / 'unit.db'}")
-    running.create()
-    yield running
-    running.dispose()
 
 
 def _value(store: Store) -> int:
