@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shlex
@@ -174,11 +175,18 @@ class _Server(uvicorn.Server):
 @main.command()
 @_server_options
 @click.option("--access-log/--no-access-log", default=False, show_default=True, help="Log every request.")
-def serve(access_log: bool, **options: Any) -> None:
+@click.option(
+    "--read-cache/--no-read-cache",
+    envvar="ROLEPORT_READ_CACHE",
+    default=True,
+    show_default=True,
+    help="Answer the root's repeated IAM reads from memory while the database is unchanged (SQLite only).",
+)
+def serve(access_log: bool, read_cache: bool, **options: Any) -> None:
     """Start the server (IAM, STS and EC2 on one port)."""
     from roleport.app import build_app
 
-    settings = _settings(**options)
+    settings = dataclasses.replace(_settings(**options), read_cache=read_cache)
     config = uvicorn.Config(
         build_app(settings),
         host=settings.host,

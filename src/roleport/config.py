@@ -76,6 +76,8 @@ class Settings:
     propagation_jitter: float = 0.0
     # How long replacing or removing an instance's association takes to reach its metadata service.
     association_delay: float = 0.0
+    # Keep the answers to the root's IAM reads while the store is unchanged (read_cache.py).
+    read_cache: bool = True
 
     @property
     def store_url(self) -> str:

@@ -30,6 +30,21 @@ def serialize(service: str, operation: OperationModel, result: dict[str, Any], r
     return "".join(out).encode()
 
 
+def serialize_parts(service: str, operation: OperationModel, result: dict[str, Any]) -> tuple[bytes, bytes]:
+    """serialize's answer in the two parts that go before and after the request id, so an answer can be kept and
+    sent again under another id (read_cache.py)."""
+    id_first, before, between, after, write = _envelope(service, operation.name)
+    if id_first:
+        out = [between]
+        write(result, out)
+        out.append(after)
+        return before.encode(), "".join(out).encode()
+    out = [before]
+    write(result, out)
+    out.append(between)
+    return "".join(out).encode(), after.encode()
+
+
 @functools.cache
 def _envelope(service: str, name: str) -> tuple[bool, str, str, str, Writer]:
     """An operation's response around its result and request id, worked out once per operation."""

@@ -311,6 +311,18 @@ class Store:
         promise fails loudly instead of reading from two snapshots."""
         return Transaction(self, write, journaled, one_statement and not write and self.kind == "sqlite")
 
+    def change_marker(self) -> tuple[int, int] | None:
+        """A value that changes whenever the database may have changed since it was last taken, for answers kept
+        while nothing changed (read_cache.py); None where the store cannot tell cheaply (PostgreSQL).
+
+        SQLite only: PRAGMA data_version moves when any other connection commits (another thread's, another
+        process's) and total_changes counts the rows this thread's own connection changed. A rolled-back change
+        still counts: a needless refresh, never a stale answer."""
+        if self.kind != "sqlite":
+            return None
+        driver = self._thread_connection()
+        return driver.total_changes, driver.execute("PRAGMA data_version").fetchone()[0]
+
     def _thread_connection(self) -> Any:
         """SQLite: each thread keeps one connection (a pool round trip costs more than a whole read here)."""
         driver = getattr(self._local, "driver", None)
