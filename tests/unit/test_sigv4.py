@@ -503,3 +503,37 @@ def test_presigned_url_after_its_expiry_is_signature_expired() -> None:
     assert error.message == (
         "Signature expired: 20260101T120000Z is now earlier than 20260101T120001Z (20260101T120101Z - 1 min.)"
     )
+
+
+_CREDENTIAL = f"{AKID}/20260101/us-east-1/iam/aws4_request"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        f"AWS4-HMAC-SHA256 Credential={_CREDENTIAL}, SignedHeaders=host;x-amz-date, Signature=abc123",
+        f"AWS4-HMAC-SHA256 Credential={_CREDENTIAL}, SignedHeaders=, Signature=abc123",
+        f"AWS4-HMAC-SHA256 Credential={_CREDENTIAL}, SignedHeaders=host, Signature=",
+        "AWS4-HMAC-SHA256 Credential=, SignedHeaders=host, Signature=abc",
+        f"AWS4-HMAC-SHA256 Credential={_CREDENTIAL},SignedHeaders=host,Signature=abc",
+        f"AWS4-HMAC-SHA256 Credential={_CREDENTIAL}, SignedHeaders=host\t, Signature=abc",
+        f"AWS4-HMAC-SHA256 Credential={_CREDENTIAL}\xa0, SignedHeaders=host, Signature=abc",
+        f"AWS4-HMAC-SHA256 Credential={_CREDENTIAL}\u200b, SignedHeaders=host, Signature=abc",
+        f"AWS4-HMAC-SHA256 Credential={_CREDENTIAL}, SignedHeaders=host, Signature=abc, Signature=def",
+        f"AWS4-HMAC-SHA256 Credential={_CREDENTIAL}, Signature=abc, SignedHeaders=host",
+        f"AWS4-HMAC-SHA256 Credential={_CREDENTIAL}, SignedHeaders=host, Signature=a b",
+        f"AWS4-HMAC-SHA256  Credential={_CREDENTIAL}, SignedHeaders=host, Signature=abc",
+    ],
+)
+def test_the_usual_header_shortcut_reads_as_the_general_parser(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    headers = {"authorization": value, "x-amz-date": AMZ_DATE}
+
+    def outcome() -> Any:
+        try:
+            return sigv4.parse("POST", "", headers)
+        except AwsError as error:
+            return (error.code, error.message)
+
+    quick = outcome()
+    monkeypatch.setattr(sigv4, "_usual_header", lambda _value: None)
+    assert quick == outcome()
