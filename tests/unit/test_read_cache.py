@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import sqlite3
-from pathlib import Path
 
-from sqlalchemy import insert
+import pytest
+from sqlalchemy import insert, select, update
 
 from roleport import read_cache
 from roleport.read_cache import ReadCache
@@ -36,29 +36,55 @@ def test_large_answers_are_not_kept_and_the_budget_holds(monkeypatch: object) ->
     assert 0 < len(cache) <= count
 
 
-def test_the_marker_moves_with_this_connection_and_with_others(store: Store, tmp_path: Path) -> None:
-    first = store.change_marker()
-    assert first is not None and store.change_marker() == first  # reading changes nothing
-    with store.transaction(write=True) as tx:
+@pytest.fixture(params=["wal-index", "data-version"])
+def marked(request: pytest.FixtureRequest, store: Store) -> Store:
+    """The store with each way of taking the marker: the WAL-index header, and the fallback for a store without one."""
+    if request.param == "data-version":
+        store._wal_index = -1
+    else:
+        store.change_marker()
+        assert store._wal_index is not None and store._wal_index >= 0
+    return store
+
+
+def test_the_marker_moves_with_this_connection_and_with_others(marked: Store) -> None:
+    first = marked.change_marker()
+    assert first is not None and marked.change_marker() == first  # reading changes nothing
+    with marked.transaction(write=True) as tx:
         tx.execute(insert(schema.counters).values(name="marker-test", value=1))
-    after_own = store.change_marker()
+    after_own = marked.change_marker()
     assert after_own != first
-    other = sqlite3.connect(store.url.removeprefix("sqlite:///"))
+    with marked.transaction(write=True) as tx:  # the same statement again: only the value differs
+        tx.execute(update(schema.counters).where(schema.counters.c.name == "marker-test").values(value=3))
+    again = marked.change_marker()
+    assert again != after_own
+    other = sqlite3.connect(marked.url.removeprefix("sqlite:///"))
+    other.execute("UPDATE counters SET value = 2 WHERE name = 'marker-test'")
+    other.commit()
+    assert marked.change_marker() != again
+    before_checkpoint = marked.change_marker()
+    other.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the next commit starts the WAL over from its first frame
     other.execute("UPDATE counters SET value = 2 WHERE name = 'marker-test'")
     other.commit()
     other.close()
-    assert store.change_marker() != after_own
+    assert marked.change_marker() != before_checkpoint
 
 
-def test_a_rolled_back_write_only_costs_a_refresh(store: Store) -> None:
-    before = store.change_marker()
+def test_a_rolled_back_write_leaves_the_data_as_it_was(marked: Store) -> None:
     try:
-        with store.transaction(write=True) as tx:
+        with marked.transaction(write=True) as tx:
             tx.execute(insert(schema.counters).values(name="undone", value=1))
             raise RuntimeError("undo")
     except RuntimeError:
         pass
-    assert store.change_marker() != before  # a needless refresh, never a stale answer
+    with marked.transaction(write=False) as tx:
+        gone = tx.execute(select(schema.counters).where(schema.counters.c.name == "undone")).first() is None
+    assert gone
+    # The marker may stay (nothing changed) or move (a needless refresh), but it still follows the next write.
+    after = marked.change_marker()
+    with marked.transaction(write=True) as tx:
+        tx.execute(insert(schema.counters).values(name="done", value=1))
+    assert marked.change_marker() != after
 
 
 def test_postgresql_gives_no_marker_so_nothing_is_kept() -> None:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import base64
 import collections
+import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -285,6 +286,8 @@ class Store:
         self.memo: dict[Any, Any] = {}
         self._local = threading.local()
         self._held: list[Any] = []
+        self._wal_index: int | None = None  # SQLite: a descriptor of the -shm file, -1 where there is none
+        self._wal_index_lock = threading.Lock()
 
     def create(self) -> None:
         """Create missing tables and record the schema version, so a later version can migrate it."""
@@ -311,17 +314,35 @@ class Store:
         promise fails loudly instead of reading from two snapshots."""
         return Transaction(self, write, journaled, one_statement and not write and self.kind == "sqlite")
 
-    def change_marker(self) -> tuple[int, int] | None:
+    def change_marker(self) -> Hashable | None:
         """A value that changes whenever the database may have changed since it was last taken, for answers kept
         while nothing changed (read_cache.py); None where the store cannot tell cheaply (PostgreSQL).
 
-        SQLite only: PRAGMA data_version moves when any other connection commits (another thread's, another
-        process's) and total_changes counts the rows this thread's own connection changed. A rolled-back change
-        still counts: a needless refresh, never a stale answer."""
+        SQLite in WAL mode: the WAL-index header, the first 48 bytes of the -shm file (sqlite.org/walformat.html).
+        Every commit, by any connection of any process, rewrites it (the frame count, checksums and change counter;
+        a restarted WAL gets new salts), and SQLite's own readers compare it to learn the same thing. One pread;
+        PRAGMA data_version would start and end a read transaction, six times the cost. Without a -shm file
+        (WAL refused) the fallback is data_version, which moves when other connections commit, with total_changes,
+        which counts this thread's connection's own changes (rolled back ones too: a needless refresh, never a
+        stale answer)."""
         if self.kind != "sqlite":
             return None
+        wal_index = self._wal_index if self._wal_index is not None else self._open_wal_index()
+        if wal_index >= 0:
+            return os.pread(wal_index, _WAL_INDEX_HEADER, 0)
         driver = self._thread_connection()
         return driver.total_changes, driver.execute("PRAGMA data_version").fetchone()[0]
+
+    def _open_wal_index(self) -> int:
+        with self._wal_index_lock:
+            if self._wal_index is None:
+                self._thread_connection()  # the file exists while a connection is open, and this one stays open
+                path = f"{self.engine.url.database}-shm"
+                try:
+                    self._wal_index = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                except OSError:
+                    self._wal_index = -1
+            return self._wal_index
 
     def _thread_connection(self) -> Any:
         """SQLite: each thread keeps one connection (a pool round trip costs more than a whole read here)."""
@@ -337,6 +358,11 @@ class Store:
             pooled.close()
         self._held.clear()
         self.engine.dispose()
+        if self._wal_index is not None and self._wal_index >= 0:
+            # Only now, with every connection closed: closing any descriptor of a file drops all of this process's
+            # POSIX locks on it, SQLite's included, so an earlier close would let another process reset the WAL.
+            os.close(self._wal_index)
+        self._wal_index = None
 
 
 class _OneStatementTx(Tx):
@@ -432,6 +458,7 @@ def _engine(url: str, kind: str) -> Engine:
     return engine
 
 
+_WAL_INDEX_HEADER = 48  # bytes of the first copy of the WAL-index header
 _MARKER_HEAD = "rp1"
 
 
