@@ -105,13 +105,15 @@ def _parse_header(authorization: str, headers: Mapping[str, str]) -> SignedReque
     value = authorization.strip()
     raw_date = headers.get("x-amz-date")
     usual = _usual_header(value) if raw_date is not None else None
-    if usual is not None:
-        # The form every SDK sends; it reads exactly as the general path below would read it.
-        algorithm = ALGORITHM
-        params = {"Credential": usual[0], "SignedHeaders": usual[1], "Signature": usual[2]}
-    else:
-        algorithm, _, rest = value.replace("\t", " ").partition(" ")
-        params = _header_params(algorithm, rest, value)
+    if usual is not None and raw_date is not None:
+        # The form every SDK sends, read as the general path below reads it, minus the checks it cannot fail.
+        amz_date = _checked_amz_date(raw_date)
+        akid, scope_date, region, service = _credential_scope(usual[0], amz_date)
+        signed = _signed_header_names(usual[1])
+        token = headers.get("x-amz-security-token")
+        return SignedRequest(akid, scope_date, region, service, signed, usual[2], amz_date, token, False, None)
+    algorithm, _, rest = value.replace("\t", " ").partition(" ")
+    params = _header_params(algorithm, rest, value)
     if raw_date is None and (http_date := headers.get("date")) is not None:
         raw_date = _http_date_as_amz(http_date)
     missing = [f"Authorization header requires '{name}' parameter." for name in _HEADER_PARTS if name not in params]
