@@ -58,6 +58,7 @@ class Options:
     rounds: int
     roleport_rev: str | None
     output: Path | None
+    read_cache: bool = True
 
 
 @dataclass
@@ -650,6 +651,11 @@ def parse_args(argv: list[str] | None) -> Options:
         help="benchmark roleport as of this git revision (its src/ exported with git archive) instead of the "
         "installed, possibly uncommitted, tree",
     )
+    parser.add_argument(
+        "--no-read-cache",
+        action="store_true",
+        help="run roleport with --no-read-cache: every read runs its query, as a first read does",
+    )
     args = parser.parse_args(argv)
     client = args.client
     if client == "auto":
@@ -673,6 +679,7 @@ def parse_args(argv: list[str] | None) -> Options:
         rounds=args.rounds or (1 if args.quick else 3),
         roleport_rev=args.roleport_rev,
         output=output,
+        read_cache=not args.no_read_cache,
     )
 
 
@@ -690,11 +697,14 @@ def main(argv: list[str] | None = None) -> int:
     report = Report(machine=machine(), settings={k: str(v) for k, v in asdict(opts).items()})
     if opts.roleport_rev is not None:
         report.machine["roleport_commit"] = servers.use_roleport_revision(opts.roleport_rev, workdir)
+    if not opts.read_cache:
+        servers.ROLEPORT_FLAGS.append("--no-read-cache")
     say("Machine: " + ", ".join(f"{k}={v}" for k, v in report.machine.items()))
     say(
         f"Settings: {opts.connections} connections, {opts.warmup:g} s warm-up + {opts.duration:g} s a measurement "
         f"(best of {opts.rounds} for repeatable requests), "
-        f"client={opts.client}, listing {opts.small:,} and {opts.profiles:,} profiles"
+        f"client={opts.client}, listing {opts.small:,} and {opts.profiles:,} profiles, "
+        f"roleport read cache {'on' if opts.read_cache else 'off'}"
     )
     bench = Bench(opts, report)
     began = time.perf_counter()

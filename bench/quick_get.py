@@ -1,7 +1,7 @@
 """GetInstanceProfile over HTTP on roleport (this tree, and optionally a git revision of it) and on the ceiling, in
 alternating rounds: a check of the ratio to the ceiling in a minute, without moto or the other scenarios.
 
-Run: python bench/quick_get.py [--base REV] [--rounds 3] [--duration 3]
+Run: python bench/quick_get.py [--base REV] [--rounds 3] [--duration 3] [--no-read-cache]
 """
 
 from __future__ import annotations
@@ -23,7 +23,10 @@ def main() -> int:
     parser.add_argument("--base", default=None, help="also measure roleport as of this git revision")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=float, default=3.0)
+    parser.add_argument("--no-read-cache", action="store_true", help="run roleport with --no-read-cache")
     args = parser.parse_args()
+    if args.no_read_cache:
+        servers.ROLEPORT_FLAGS.append("--no-read-cache")
     client = "wrk" if shutil.which("wrk") else "python"
     opts = Options(args.duration, 0.5, 8, client, 0, 0, 1, 1, None, None)
     bench = Bench(opts, Report())

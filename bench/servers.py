@@ -126,6 +126,8 @@ class Server:
 
 # Set by --roleport-rev: a source tree (with roleport/ in it) to run instead of the installed roleport.
 ROLEPORT_SOURCE: Path | None = None
+# More `roleport serve` flags, e.g. ["--no-read-cache"] (set by --no-read-cache).
+ROLEPORT_FLAGS: list[str] = []
 
 
 def roleport(workdir: Path) -> Server:
@@ -135,7 +137,7 @@ def roleport(workdir: Path) -> Server:
     data_dir = Path(tempfile.mkdtemp(prefix="roleport-data-", dir=workdir))
     command = [sys.executable, "-m", "roleport", "serve", "--port", str(port), "--data-dir", str(data_dir)]
     command += ["--root-access-key", "test", "--root-secret-key", "test"]
-    command += ["--quota", "instance-profiles-per-account=10000000"]
+    command += ["--quota", "instance-profiles-per-account=10000000", *ROLEPORT_FLAGS]
     env = None
     if ROLEPORT_SOURCE is not None:
         env = os.environ | {
