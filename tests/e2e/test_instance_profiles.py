@@ -30,6 +30,14 @@ def test_create_instance_profile_with_tags_keeps_them(iam: Any, name: Any) -> No
     assert listed["IsTruncated"] is False
 
 
+def test_get_instance_profile_lists_tags_in_the_order_list_instance_profile_tags_does(iam: Any, name: Any) -> None:
+    keys = ["b", "A", "_z", "Zeta", "\u00e9t\u00e9", "c"]  # case order differs from lower-cased order
+    iam.create_instance_profile(InstanceProfileName=name("order"), Tags=[{"Key": k, "Value": k} for k in keys])
+    got = [tag["Key"] for tag in iam.get_instance_profile(InstanceProfileName=name("order"))["InstanceProfile"]["Tags"]]
+    listed = [tag["Key"] for tag in iam.list_instance_profile_tags(InstanceProfileName=name("order"))["Tags"]]
+    assert got == listed == sorted(keys)
+
+
 def test_duplicate_instance_profile_name_is_entity_already_exists_ignoring_case(iam: Any, name: Any) -> None:
     iam.create_instance_profile(InstanceProfileName=name("dup"))
     error = error_of(iam.create_instance_profile, InstanceProfileName=name("DUP"))

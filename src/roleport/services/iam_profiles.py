@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict, namedtuple
+from operator import itemgetter
 from types import SimpleNamespace
 from typing import Any
 
@@ -76,8 +77,7 @@ _PROFILE_WHOLE = Prepared(
         .outerjoin(schema.profile_tags, schema.profile_tags.c.owner_id == profiles.c.id)
     )
     .where(profiles.c.account_id == bindparam("account"), profiles.c.name_key == bindparam("key"))
-    .order_by(schema.profile_tags.c.key)
-)
+)  # no ORDER BY: the tag index is by lower-cased key, so SQLite would sort in a temporary B-tree on every call
 _ROLES_OF_RANGE = Prepared(
     select(profile_roles.c.profile_id, schema.roles)
     .join(schema.roles, schema.roles.c.id == profile_roles.c.role_id)
@@ -145,6 +145,8 @@ def get_instance_profile(ctx: Ctx, p: Params) -> dict[str, Any]:
     role = first[_ROLE_AT:_ROLE_END]
     roles = [_RoleRow._make(role)] if role[0] is not None else []
     tags = [{"Key": row.tag_key, "Value": row.tag_value} for row in rows if row.tag_key is not None]
+    if len(tags) > 1:
+        tags.sort(key=itemgetter("Key"))  # code point order, which is SQLite's binary order of the UTF-8 text
     return {"InstanceProfile": profile_out(first, roles, tags)}
 
 
