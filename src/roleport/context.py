@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from roleport.config import Settings
 from roleport.store.db import Tx
@@ -37,8 +37,10 @@ def _allow_all(action: str, resource: str, extra: dict[str, list[str]] | None = 
     return None
 
 
-@dataclass(frozen=True, slots=True)
-class Ctx:
+class Ctx(NamedTuple):
+    """One call as its handler sees it. Immutable; a named tuple rather than a frozen dataclass, whose per-field
+    object.__setattr__ cost more than the rest of making it, and one is made for every call."""
+
     request_id: str
     now: datetime
     settings: Settings

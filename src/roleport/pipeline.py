@@ -165,7 +165,7 @@ class Pipeline:
         if params.get("DryRun"):
             # EC2's DryRun asks only whether the caller may make the call; it changes and checks nothing else.
             raise AwsError("DryRunOperation", "Request would have succeeded, but DryRun flag is set.", status=412)
-        ctx = Ctx(request_id=request_id, now=now, settings=self.settings, principal=principal, tx=tx, authorize=access)
+        ctx = Ctx(request_id, now, self.settings, principal, tx, access)
         result = handler.handler(ctx, params)
         if handler.write and service == "iam":
             tx.execute(identity.BUMP_GENERATION)  # what was derived from IAM state must be derived again
