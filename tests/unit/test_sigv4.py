@@ -15,7 +15,7 @@ import pytest
 from botocore.awsrequest import AWSPreparedRequest, AWSRequest
 from botocore.credentials import Credentials
 
-from roleport.auth import sigv4
+from roleport.auth import canonical, sigv4
 from roleport.errors import AwsError
 
 AKID = "AKIAIOSFODNN7EXAMPLE"
@@ -260,11 +260,11 @@ def test_presigned_form_body_moves_into_the_query_and_verifies() -> None:
 def test_signing_key_is_derived_once_per_scope() -> None:
     wire = signed(iam_post())
     check(wire)
-    hits = sigv4._signing_key.cache_info().hits
+    hits = canonical.signing_key.cache_info().hits
 
     check(wire)
 
-    assert sigv4._signing_key.cache_info().hits == hits + 1
+    assert canonical.signing_key.cache_info().hits == hits + 1
 
 
 # --- requests that don't ----------------------------------------------------------------------------------------

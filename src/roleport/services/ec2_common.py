@@ -15,7 +15,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from roleport import ids
 from roleport.context import Ctx
 from roleport.errors import AwsError
-from roleport.store import db, journal, schema
+from roleport.store import journal, paging, schema
 from roleport.store.db import Row
 
 instances = schema.ec2_instances
@@ -214,13 +214,13 @@ DEFAULT_PAGE = 1000
 
 
 def encode_token(kind: str, seq: int) -> str:
-    return db.encode_marker([kind, seq])
+    return paging.encode_marker([kind, seq])
 
 
 def decode_token(kind: str, token: str) -> int:
     """The launch-order key a NextToken resumes after; a token this server did not make for this call is refused."""
     try:
-        found_kind, seq = db.decode_marker(token, 2)
+        found_kind, seq = paging.decode_marker(token, 2)
         if found_kind != kind:
             raise ValueError(found_kind)
         return int(seq)

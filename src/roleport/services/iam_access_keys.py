@@ -12,7 +12,7 @@ from roleport.errors import AwsError
 from roleport.services import iam_common
 from roleport.services.iam_users import lock_user, target_user
 from roleport.services.registry import operation
-from roleport.store import db, schema
+from roleport.store import paging, schema
 from roleport.store.db import Prepared, Row
 
 keys = schema.access_keys
@@ -96,7 +96,7 @@ def list_access_keys(ctx: Ctx, p: Params) -> dict[str, Any]:
         }
     marker, limit = iam_common.page_params(p)
     query = select(keys.c.id, keys.c.status, keys.c.create_date).where(keys.c.user_id == user.id)
-    page = db.page(ctx.tx, query, [keys.c.id], marker, limit)
+    page = paging.page(ctx.tx, query, [keys.c.id], marker, limit)
     return iam_common.paged(page, "AccessKeyMetadata", [_metadata_out(row, user) for row in page[0]])
 
 

@@ -11,7 +11,7 @@ from roleport.context import Ctx, Params
 from roleport.errors import AwsError
 from roleport.services import iam_common
 from roleport.services.iam_policies import find_policy
-from roleport.store import db, schema
+from roleport.store import paging, schema
 
 policies = schema.policies
 
@@ -46,7 +46,7 @@ def list_attached(ctx: Ctx, link: Table, owner: str, owner_id: str, p: Params) -
     if prefix is not None:
         query = query.where(prefix)
     marker, limit = iam_common.page_params(p)
-    page = db.page(ctx.tx, query, [policies.c.name_key, policies.c.arn], marker, limit)
+    page = paging.page(ctx.tx, query, [policies.c.name_key, policies.c.arn], marker, limit)
     attached = [{"PolicyName": row.name, "PolicyArn": row.arn} for row in page[0]]
     return iam_common.paged(page, "AttachedPolicies", attached)
 
@@ -88,5 +88,5 @@ def delete_inline(ctx: Ctx, table: Table, owner: str, owner_id: str, kind: str, 
 
 def list_inline(ctx: Ctx, table: Table, owner: str, owner_id: str, p: Params) -> dict[str, Any]:
     marker, limit = iam_common.page_params(p)
-    page = db.page(ctx.tx, select(table.c.name).where(table.c[owner] == owner_id), [table.c.name], marker, limit)
+    page = paging.page(ctx.tx, select(table.c.name).where(table.c[owner] == owner_id), [table.c.name], marker, limit)
     return iam_common.paged(page, "PolicyNames", [row.name for row in page[0]])

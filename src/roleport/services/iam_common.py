@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Table, bindparam, delete, func, select, update
 
 from roleport.errors import AwsError
-from roleport.store import db, schema
+from roleport.store import paging, schema
 from roleport.store.db import Prepared, Row, Tx
 
 DEFAULT_MAX_ITEMS = 100
@@ -75,7 +75,7 @@ def list_by_path(
     if prefix is not None:
         query = query.where(prefix)
     marker, limit = page_params(p)
-    page = db.page(tx, query, [table.c.name_key], marker, limit)
+    page = paging.page(tx, query, [table.c.name_key], marker, limit)
     return paged(page, key, [render(row) for row in page[0]])
 
 
@@ -130,7 +130,7 @@ def tags_of(tx: Tx, table: Table, owner_id: str) -> list[dict[str, str]]:
 def list_tags(tx: Tx, table: Table, owner_id: str, p: dict[str, Any]) -> dict[str, Any]:
     marker, limit = page_params(p)
     query = select(table.c.key, table.c.value).where(table.c.owner_id == owner_id)
-    page = db.page(tx, query, [table.c.key], marker, limit)
+    page = paging.page(tx, query, [table.c.key], marker, limit)
     return paged(page, "Tags", [{"Key": row.key, "Value": row.value} for row in page[0]])
 
 

@@ -16,7 +16,7 @@ from roleport.context import Ctx, Params
 from roleport.errors import AwsError
 from roleport.services import iam_common
 from roleport.services.registry import operation
-from roleport.store import db, schema
+from roleport.store import paging, schema
 from roleport.store.db import Row, Tx
 
 policies = schema.policies
@@ -153,7 +153,7 @@ def list_policies(ctx: Ctx, p: Params) -> dict[str, Any]:
         boundaries = select(schema.roles.c.permissions_boundary).where(schema.roles.c.account_id == ctx.account_id)
         query = query.where(policies.c.arn.in_(boundaries))
     marker, limit = iam_common.page_params(p)
-    page = db.page(ctx.tx, query, [policies.c.name_key, policies.c.arn], marker, limit)
+    page = paging.page(ctx.tx, query, [policies.c.name_key, policies.c.arn], marker, limit)
     return iam_common.paged(page, "Policies", [policy_out(ctx.tx, row) for row in page[0]])
 
 

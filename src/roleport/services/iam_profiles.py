@@ -16,7 +16,7 @@ from roleport.services import iam_common
 from roleport.services.iam_common import find_profile, find_role
 from roleport.services.iam_roles import role_out
 from roleport.services.registry import operation
-from roleport.store import db, schema
+from roleport.store import paging, schema
 from roleport.store.db import Prepared, Row
 
 profiles = schema.instance_profiles
@@ -103,7 +103,7 @@ def _roles_by_profile(ctx: Ctx, page: list[Row]) -> dict[str, list[Row]]:
 
 def _profiles_page(ctx: Ctx, query: Any, p: Params) -> dict[str, Any]:
     marker, limit = iam_common.page_params(p)
-    page = db.page(ctx.tx, query, [profiles.c.name_key], marker, limit)
+    page = paging.page(ctx.tx, query, [profiles.c.name_key], marker, limit)
     roles = _roles_by_profile(ctx, page[0])
     return iam_common.paged(page, "InstanceProfiles", [profile_out(row, roles[row.id]) for row in page[0]])
 

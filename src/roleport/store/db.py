@@ -7,50 +7,21 @@ statements are compiled once (``Prepared``) and executed on the pool's driver co
 
 from __future__ import annotations
 
-import base64
-import collections
 import os
 import threading
-from collections.abc import Callable, Hashable, Iterator, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Callable, Hashable, Iterator
 from typing import Any
 
-from sqlalchemy import Boolean, Engine, create_engine, event, select, tuple_
+from sqlalchemy import Engine, create_engine, event, select
 from sqlalchemy.engine import Dialect, make_url
-from sqlalchemy.sql import ClauseElement, Select
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql import ClauseElement
 
 from roleport.errors import AwsError
 from roleport.store import schema
+from roleport.store.statements import PER_CALL, Compiled, bind, compile_statement, read_rows
+from roleport.store.statements import Prepared as Prepared  # handlers take the store's vocabulary from here
+from roleport.store.statements import Row as Row
 
-Converter = Callable[[Any], Any]
-Row = Any  # a named tuple of the selected columns, made per statement
-
-
-class Prepared:
-    """A statement with named bind parameters, compiled once per dialect and reused by every call."""
-
-    def __init__(self, statement: ClauseElement) -> None:
-        self.statement = statement
-        self.compiled: dict[str, _Compiled] = {}
-
-
-class _Compiled:
-    """A statement's SQL for one dialect, the order of its binds, and how to read its rows."""
-
-    __slots__ = ("compiled", "converters", "defaults", "make_row", "names", "row_type", "sql")
-
-    def __init__(self, sql: str, names: tuple[str, ...] | None, compiled: Any, converters: Any) -> None:
-        self.sql = sql
-        self.names = names  # bind names in order, for positional paramstyles
-        self.compiled = compiled  # SQLAlchemy's compiled form, which knows the statement's own literal values
-        self.converters: tuple[Converter | None, ...] | None = converters
-        self.defaults: dict[str, Any] = dict(compiled.params) if compiled is not None else {}
-        self.row_type: type | None = None
-        self.make_row: Callable[[Any], Any] | None = None  # driver row → Row, made with row_type
-
-
-_PER_CALL = _Compiled("", None, None, None)
 _MISSING = object()
 
 
@@ -97,7 +68,7 @@ class Tx:
         driver: Any,
         dialect: Dialect,
         integrity_error: type[Exception],
-        cache: dict[Any, _Compiled],
+        cache: dict[Any, Compiled],
         memo: dict[Any, Any],
         journal: Any = None,
     ) -> None:
@@ -125,8 +96,8 @@ class Tx:
             values.update(params)
         cursor = self.driver.cursor()
         try:
-            cursor.execute(compiled.sql, _bind(values, compiled.names))
-            rows = _rows(cursor, compiled) if cursor.description else []
+            cursor.execute(compiled.sql, bind(values, compiled.names))
+            rows = read_rows(cursor, compiled) if cursor.description else []
             return Result(rows, cursor.rowcount)
         finally:
             cursor.close()
@@ -165,111 +136,40 @@ class Tx:
         compiled, values = self._compile(statement, params[0])
         cursor = self.driver.cursor()
         try:
-            cursor.executemany(compiled.sql, [_bind({**values, **p}, compiled.names) for p in params])
+            cursor.executemany(compiled.sql, [bind({**values, **p}, compiled.names) for p in params])
             return Result([], cursor.rowcount)
         finally:
             cursor.close()
 
     def _compile(
         self, statement: ClauseElement | Prepared, params: dict[str, Any] | None
-    ) -> tuple[_Compiled, dict[str, Any]]:
+    ) -> tuple[Compiled, dict[str, Any]]:
         """The SQL for a statement and the values it carries. Prepared statements compile once; others are looked
         up by SQLAlchemy's cache key (their structure), so each shape of statement compiles once too."""
         if isinstance(statement, Prepared):
             found = statement.compiled.get(self.dialect.name)
             if found is None:
-                found = statement.compiled[self.dialect.name] = _compile(statement.statement, self.dialect, None)
+                found = statement.compiled[self.dialect.name] = compile_statement(
+                    statement.statement, self.dialect, None
+                )
             return found, dict(found.defaults)
         column_keys = sorted(params) if params else None
         key = statement._generate_cache_key()  # the statement's shape and its literal values, as SQLAlchemy caches
         if key is None:
-            found = _compile(statement, self.dialect, column_keys, render_postcompile=True)
+            found = compile_statement(statement, self.dialect, column_keys, render_postcompile=True)
             return found, dict(found.compiled.params)
         lookup = (key.key, tuple(column_keys) if column_keys else None)
         found = self.cache.get(lookup)
         if found is None:
             if len(self.cache) > 2000:
                 self.cache.clear()
-            found = _compile(statement, self.dialect, column_keys, cache_key=key)
+            found = compile_statement(statement, self.dialect, column_keys, cache_key=key)
             # IN lists render one placeholder per element, so their SQL depends on the values: never reuse it.
-            self.cache[lookup] = found = found if "POSTCOMPILE" not in found.sql else _PER_CALL
-        if found is _PER_CALL:
-            found = _compile(statement, self.dialect, column_keys, render_postcompile=True)
+            self.cache[lookup] = found = found if "POSTCOMPILE" not in found.sql else PER_CALL
+        if found is PER_CALL:
+            found = compile_statement(statement, self.dialect, column_keys, render_postcompile=True)
             return found, dict(found.compiled.params)
         return found, dict(found.compiled.construct_params(params or None, extracted_parameters=key.bindparams))
-
-
-def _compile(
-    statement: ClauseElement,
-    dialect: Dialect,
-    column_keys: list[str] | None,
-    *,
-    cache_key: Any = None,
-    render_postcompile: bool = False,
-) -> _Compiled:
-    compile_kwargs = {"render_postcompile": True} if render_postcompile else {}
-    compiled = statement.compile(
-        dialect=dialect, column_keys=column_keys, cache_key=cache_key, compile_kwargs=compile_kwargs
-    )
-    names = tuple(compiled.positiontup or ()) if dialect.positional else None
-    converters = None
-    if isinstance(statement, Select):
-        converters = tuple(_converter(column.type) for column in statement.selected_columns)
-    return _Compiled(compiled.string, names, compiled, converters)
-
-
-_EPOCH = schema.from_micros(0)
-
-
-def _from_micros(value: int) -> datetime:
-    # schema.from_micros without the keyword argument, which makes the timedelta twice as costly.
-    return _EPOCH + timedelta(0, 0, value)
-
-
-def _converter(kind: Any) -> Converter | None:
-    if isinstance(kind, schema.Timestamp):
-        return _from_micros
-    if isinstance(kind, Boolean):
-        return bool
-    return None
-
-
-def _bind(values: dict[str, Any], names: tuple[str, ...] | None) -> Any:
-    for key, value in values.items():
-        if isinstance(value, datetime):
-            values[key] = schema.to_micros(value)
-    return [values[name] for name in names] if names is not None else values
-
-
-def _rows(cursor: Any, compiled: _Compiled) -> list[Any]:
-    make_row = compiled.make_row
-    if make_row is None:
-        names = tuple(column[0] for column in cursor.description)
-        row_type = collections.namedtuple("Row", names, rename=True)  # type: ignore[misc]
-        make_row = _row_maker(row_type, compiled.converters)
-        if compiled.sql:
-            # The same statement always yields the same columns.
-            compiled.row_type, compiled.make_row = row_type, make_row
-    return [make_row(raw) for raw in cursor.fetchall()]
-
-
-def _row_maker(row_type: Any, converters: tuple[Converter | None, ...] | None) -> Callable[[Any], Any]:
-    """A function from a driver row to a Row that converts the columns that need it (None stays None). Generated
-    once per statement: a row is made for every result of every call, and a loop over the converters per row cost
-    as much as the query."""
-    if not converters or not any(converters):
-        return row_type._make  # type: ignore[no-any-return]
-    names = {"Row": row_type}
-    parts = []
-    for index, convert in enumerate(converters):
-        if convert is None:
-            parts.append(f"raw[{index}]")
-        else:
-            names[f"convert{index}"] = convert
-            parts.append(f"(None if raw[{index}] is None else convert{index}(raw[{index}]))")
-    if len(row_type._fields) > len(converters):
-        parts.append(f"*raw[{len(converters)}:]")  # columns without a converter pass through (none in practice)
-    return eval(f"lambda raw: Row({', '.join(parts)})", names)  # type: ignore[no-any-return]
 
 
 class Store:
@@ -282,7 +182,7 @@ class Store:
         self.engine = _engine(url, self.kind)
         self.dialect = self.engine.dialect
         self.integrity_error: type[Exception] = self.dialect.loaded_dbapi.IntegrityError
-        self.compiled: dict[Any, _Compiled] = {}  # statement shape → compiled SQL, shared by all transactions
+        self.compiled: dict[Any, Compiled] = {}  # statement shape → compiled SQL, shared by all transactions
         self.memo: dict[Any, Any] = {}
         self._local = threading.local()
         self._held: list[Any] = []
@@ -459,39 +359,3 @@ def _engine(url: str, kind: str) -> Engine:
 
 
 _WAL_INDEX_HEADER = 48  # bytes of the first copy of the WAL-index header
-_MARKER_HEAD = "rp1"
-
-
-def encode_marker(values: Sequence[Any]) -> str:
-    text = "\x1f".join([_MARKER_HEAD, *(str(v) for v in values)])
-    return base64.urlsafe_b64encode(text.encode()).decode()
-
-
-def decode_marker(marker: str, parts: int) -> list[str]:
-    """The key values a marker resumes after; a marker this server did not make is refused, never guessed at."""
-    try:
-        head, *values = base64.urlsafe_b64decode(marker.encode()).decode().split("\x1f")
-    except (ValueError, UnicodeDecodeError):
-        head, values = "", []
-    if head != _MARKER_HEAD or len(values) != parts:
-        raise AwsError("InvalidInput", "Invalid Marker.", status=400)
-    return values
-
-
-def page(
-    tx: Tx,
-    query: Select[Any],
-    keys: Sequence[ColumnElement[Any]],
-    marker: str | None,
-    limit: int,
-) -> tuple[list[Any], str | None]:
-    """One page in key order, resuming after the marker: an index seek, so a page costs the same at any depth."""
-    if marker:
-        after = decode_marker(marker, len(keys))
-        query = query.where(tuple_(*keys) > tuple_(*after)) if len(keys) > 1 else query.where(keys[0] > after[0])
-    rows = list(tx.execute(query.order_by(*keys).limit(limit + 1)))
-    if len(rows) <= limit:
-        return rows, None
-    rows = rows[:limit]
-    last = rows[-1]
-    return rows, encode_marker([getattr(last, key.name) for key in keys])
