@@ -10,7 +10,8 @@ import pytest
 from botocore.model import ServiceModel, ShapeResolver
 
 from roleport.errors import AwsError
-from roleport.protocol.validate import compile_java_pattern, validate
+from roleport.protocol.java_regex import compile_java_pattern
+from roleport.protocol.validate import validate
 
 TRUST_POLICY = json.dumps(
     {

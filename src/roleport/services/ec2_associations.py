@@ -130,7 +130,7 @@ def _filtered(ctx: Ctx, query: Any, effective: Any, p: Params) -> Any:
 
 
 def _page_size(p: Params) -> int:
-    # The model says 5-1000, but AWS accepted 4 and 1001 here (see protocol/validate.py), so out-of-range sizes
+    # The model says 5-1000, but AWS accepted 4 and 1001 here (see protocol/ec2_constraints.py), so out-of-range sizes
     # are clamped rather than refused.
     size = p.get("MaxResults")
     return ec2_common.DEFAULT_PAGE if size is None else min(max(int(size), 1), ec2_common.DEFAULT_PAGE)
