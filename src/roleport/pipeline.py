@@ -244,9 +244,10 @@ def _pairs(text: str, into: dict[str, str]) -> dict[str, str]:
 
 
 # Request ids are UUID version 4 strings, as AWS's are. They need to be unique, not unpredictable: each process
-# draws the first 80 bits (61 of them random) once from the system's random source, and the last 48 are a counter
-# times an odd number modulo 2**48 (a bijection, so no repeats within 2**48 calls, yet neighbours look unrelated as
-# AWS's do). A read of the random source per request (uuid4's way) cost a tenth of a fast call.
+# draws the first 80 bits once from the system's random source (74 random, the rest version and variant), and the
+# last 48 are a counter times an odd number modulo 2**48 (a bijection, so no repeats within 2**48 calls, yet
+# neighbours look unrelated as AWS's do). A read of the random source per request (uuid4's way) cost a tenth of a
+# fast call.
 _UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
 _UUID4_SET = (0x4000 << 64) | (0x8000 << 48)  # the version (4) and variant (RFC 4122) bits
 _LAST_GROUP = (1 << 48) - 1

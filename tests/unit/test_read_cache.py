@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+from pathlib import Path
 
 import pytest
 from sqlalchemy import insert, select, update
 
 from roleport import read_cache
 from roleport.read_cache import ReadCache
-from roleport.store import schema
+from roleport.store import schema, wal_index
 from roleport.store.db import Store
 from tests.conftest import postgres_database
 
@@ -92,3 +94,52 @@ def test_postgresql_gives_no_marker_so_nothing_is_kept() -> None:
         running = Store(url)
         assert running.change_marker() is None
         running.dispose()
+
+
+def test_the_wal_index_is_found_whatever_the_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "here").mkdir()
+    (tmp_path / "there").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    mine = Store("sqlite:///unit.db")
+    mine.create()
+    monkeypatch.chdir(tmp_path / "there")  # another unit.db, busy too, lives here
+    decoy = Store("sqlite:///unit.db")
+    decoy.create()
+    try:
+        before = mine.change_marker()
+        assert mine._wal_index is not None and mine._wal_index >= 0
+        with mine.transaction(write=True) as tx:
+            tx.execute(insert(schema.counters).values(name="moved", value=1))
+        assert mine.change_marker() != before
+    finally:
+        mine.dispose()
+        decoy.dispose()
+
+
+def test_stores_on_one_file_share_the_descriptor_until_the_last_is_done(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    first, second = Store(url), Store(url)
+    first.create()
+    first.change_marker(), second.change_marker()
+    shared = first._wal_index
+    assert shared is not None and shared >= 0 and second._wal_index == shared
+    first.dispose()  # closing the descriptor now would drop the locks SQLite holds for `second`
+    os.fstat(shared)
+    before = second.change_marker()
+    with second.transaction(write=True) as tx:
+        tx.execute(insert(schema.counters).values(name="after-dispose", value=1))
+    assert second.change_marker() != before
+    second.dispose()
+    with pytest.raises(OSError):
+        os.fstat(shared)
+
+
+def test_a_database_not_in_wal_mode_has_no_wal_index(tmp_path: Path) -> None:
+    path = tmp_path / "rollback.db"
+    driver = sqlite3.connect(path)
+    driver.execute("PRAGMA journal_mode=DELETE")
+    (tmp_path / "rollback.db-shm").write_bytes(b"\0" * 32768)  # left over from an earlier life in WAL mode
+    try:
+        assert wal_index.acquire(driver) is None
+    finally:
+        driver.close()

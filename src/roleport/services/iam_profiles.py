@@ -64,7 +64,7 @@ _ROLE_FIELDS = (
 _RoleRow = namedtuple("_RoleRow", _ROLE_FIELDS)  # type: ignore[misc]
 _ROLE_AT = len(_PROFILE_FIELDS)
 _ROLE_END = _ROLE_AT + len(_ROLE_FIELDS)
-_PROFILE_WHOLE = Prepared(
+_PROFILE_WHOLE_QUERY = (
     select(
         *(profiles.c[name] for name in _PROFILE_FIELDS),
         *(schema.roles.c[name].label(f"role_{name}") for name in _ROLE_FIELDS),
@@ -77,7 +77,12 @@ _PROFILE_WHOLE = Prepared(
         .outerjoin(schema.profile_tags, schema.profile_tags.c.owner_id == profiles.c.id)
     )
     .where(profiles.c.account_id == bindparam("account"), profiles.c.name_key == bindparam("key"))
-)  # no ORDER BY: the tag index is by lower-cased key, so SQLite would sort in a temporary B-tree on every call
+)
+# Tags come in key order, as ListInstanceProfileTags gives them. SQLite's order (binary) is Python's, and an ORDER BY
+# there makes it sort in a temporary B-tree on every call (the index is by lower-cased key), so SQLite's rows are
+# sorted after; PostgreSQL sorts by the database's collation, which only it knows.
+_PROFILE_WHOLE = Prepared(_PROFILE_WHOLE_QUERY)
+_PROFILE_WHOLE_ORDERED = Prepared(_PROFILE_WHOLE_QUERY.order_by(schema.profile_tags.c.key))
 _ROLES_OF_RANGE = Prepared(
     select(profile_roles.c.profile_id, schema.roles)
     .join(schema.roles, schema.roles.c.id == profile_roles.c.role_id)
@@ -138,15 +143,17 @@ def create_instance_profile(ctx: Ctx, p: Params) -> dict[str, Any]:
 @operation("iam", "GetInstanceProfile")
 def get_instance_profile(ctx: Ctx, p: Params) -> dict[str, Any]:
     name = p["InstanceProfileName"]
-    rows = ctx.tx.execute(_PROFILE_WHOLE, {"account": ctx.account_id, "key": name.lower()}).rows
+    sqlite = ctx.tx.dialect.name == "sqlite"
+    statement = _PROFILE_WHOLE if sqlite else _PROFILE_WHOLE_ORDERED
+    rows = ctx.tx.execute(statement, {"account": ctx.account_id, "key": name.lower()}).rows
     if not rows:
         raise AwsError("NoSuchEntity", f"Instance Profile {name} cannot be found.")  # as find_profile words it
     first = rows[0]
     role = first[_ROLE_AT:_ROLE_END]
     roles = [_RoleRow._make(role)] if role[0] is not None else []
     tags = [{"Key": row.tag_key, "Value": row.tag_value} for row in rows if row.tag_key is not None]
-    if len(tags) > 1:
-        tags.sort(key=itemgetter("Key"))  # code point order, which is SQLite's binary order of the UTF-8 text
+    if sqlite and len(tags) > 1:
+        tags.sort(key=itemgetter("Key"))
     return {"InstanceProfile": profile_out(first, roles, tags)}
 
 

@@ -7,7 +7,6 @@ statements are compiled once (``Prepared``) and executed on the pool's driver co
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable, Hashable, Iterator
 from typing import Any
@@ -17,7 +16,7 @@ from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.sql import ClauseElement
 
 from roleport.errors import AwsError
-from roleport.store import schema
+from roleport.store import schema, wal_index
 from roleport.store.statements import PER_CALL, Compiled, bind, compile_statement, read_rows
 from roleport.store.statements import Prepared as Prepared  # handlers take the store's vocabulary from here
 from roleport.store.statements import Row as Row
@@ -186,7 +185,7 @@ class Store:
         self.memo: dict[Any, Any] = {}
         self._local = threading.local()
         self._held: list[Any] = []
-        self._wal_index: int | None = None  # SQLite: a descriptor of the -shm file, -1 where there is none
+        self._wal_index: int | None = None  # SQLite: a descriptor of the -shm file (wal_index.py), -1 for none
         self._wal_index_lock = threading.Lock()
 
     def create(self) -> None:
@@ -218,30 +217,26 @@ class Store:
         """A value that changes whenever the database may have changed since it was last taken, for answers kept
         while nothing changed (read_cache.py); None where the store cannot tell cheaply (PostgreSQL).
 
-        SQLite in WAL mode: the WAL-index header, the first 48 bytes of the -shm file (sqlite.org/walformat.html).
-        Every commit, by any connection of any process, rewrites it (the frame count, checksums and change counter;
-        a restarted WAL gets new salts), and SQLite's own readers compare it to learn the same thing. One pread;
-        PRAGMA data_version would start and end a read transaction, six times the cost. Without a -shm file
-        (WAL refused) the fallback is data_version, which moves when other connections commit, with total_changes,
-        which counts this thread's connection's own changes (rolled back ones too: a needless refresh, never a
-        stale answer)."""
+        SQLite in WAL mode: the WAL-index header (wal_index.py), one pread; PRAGMA data_version would start and end
+        a read transaction, six times the cost. Without one, data_version, which moves when other connections
+        commit, with total_changes, which counts this thread's connection's own changes (rolled back ones too: a
+        needless refresh, never a stale answer)."""
         if self.kind != "sqlite":
             return None
-        wal_index = self._wal_index if self._wal_index is not None else self._open_wal_index()
-        if wal_index >= 0:
-            return os.pread(wal_index, _WAL_INDEX_HEADER, 0)
+        header = self._wal_index if self._wal_index is not None else self._open_wal_index()
+        if header >= 0:
+            try:
+                return wal_index.read(header)
+            except OSError:
+                return None  # disposed while this call ran: nothing is kept
         driver = self._thread_connection()
         return driver.total_changes, driver.execute("PRAGMA data_version").fetchone()[0]
 
     def _open_wal_index(self) -> int:
         with self._wal_index_lock:
             if self._wal_index is None:
-                self._thread_connection()  # the file exists while a connection is open, and this one stays open
-                path = f"{self.engine.url.database}-shm"
-                try:
-                    self._wal_index = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-                except OSError:
-                    self._wal_index = -1
+                found = wal_index.acquire(self._thread_connection())  # a connection this thread keeps open
+                self._wal_index = -1 if found is None else found
             return self._wal_index
 
     def _thread_connection(self) -> Any:
@@ -259,9 +254,7 @@ class Store:
         self._held.clear()
         self.engine.dispose()
         if self._wal_index is not None and self._wal_index >= 0:
-            # Only now, with every connection closed: closing any descriptor of a file drops all of this process's
-            # POSIX locks on it, SQLite's included, so an earlier close would let another process reset the WAL.
-            os.close(self._wal_index)
+            wal_index.release(self._wal_index)  # only now, with this store's connections closed (wal_index.py)
         self._wal_index = None
 
 
@@ -356,6 +349,3 @@ def _engine(url: str, kind: str) -> Engine:
         conn.exec_driver_sql("BEGIN")
 
     return engine
-
-
-_WAL_INDEX_HEADER = 48  # bytes of the first copy of the WAL-index header
