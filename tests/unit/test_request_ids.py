@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import os
+import subprocess
+import sys
 import uuid
 
 from roleport.pipeline import _request_id
@@ -18,15 +19,22 @@ def test_request_ids_are_distinct_uuid4_strings() -> None:
     assert len({text[-12:-8] for text in ids[:50]}) > 40
 
 
+_FORK_AND_COMPARE = """
+import os
+from roleport.pipeline import _request_id
+reader, writer = os.pipe()
+child = os.fork()
+if child == 0:
+    os.write(writer, _request_id().encode())
+    os._exit(0)
+os.close(writer)
+os.waitpid(child, 0)
+print(os.read(reader, 100).decode(), _request_id())
+"""
+
+
 def test_a_forked_process_draws_its_own_ids() -> None:
-    reader, writer = os.pipe()
-    child = os.fork()
-    if child == 0:  # pragma: no cover - runs in the child
-        os.write(writer, _request_id().encode())
-        os._exit(0)
-    os.close(writer)
-    os.waitpid(child, 0)
-    theirs = os.read(reader, 100).decode()
-    os.close(reader)
-    mine = _request_id()
-    assert uuid.UUID(theirs).version == 4 and theirs[:24] != mine[:24]
+    # In a fresh, single-threaded interpreter: forking this multi-threaded test process is deprecated.
+    done = subprocess.run([sys.executable, "-c", _FORK_AND_COMPARE], capture_output=True, text=True, check=True)
+    theirs, mine = done.stdout.split()
+    assert uuid.UUID(theirs).version == 4 and uuid.UUID(mine).version == 4 and theirs[:24] != mine[:24]
