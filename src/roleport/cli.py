@@ -196,6 +196,9 @@ def serve(access_log: bool, read_cache: bool, **options: Any) -> None:
         lifespan="on",
         http="auto",
         loop="auto",
+        # aws:SourceIp is the peer's address, as AWS takes it; with uvicorn's default, any local caller could set
+        # it with an X-Forwarded-For header, since loopback counts as a trusted proxy.
+        proxy_headers=False,
     )
     location = settings.database_url or str((settings.data_dir / "roleport.db").resolve())
     ready = (

@@ -98,6 +98,22 @@ def test_source_ip_condition(server: Server, iam: Any, name: Any) -> None:
     assert error_of(user_iam.list_users)["Code"] == "AccessDenied"
 
 
+def test_source_ip_is_the_peer_not_a_forwarded_for_header(server: Server, iam: Any, name: Any) -> None:
+    # AWS takes aws:SourceIp from the connection; a header the caller writes must not move it.
+    inside = allow("iam:ListRoles", Condition={"IpAddress": {"aws:SourceIp": "127.0.0.0/8"}})
+    outside = allow("iam:ListUsers", Condition={"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}})
+    creds = user_with_key(server, iam, name("forged"), inside, outside)
+    user_iam = client_as(server, "iam", creds)
+
+    def forge(request: Any, **_: Any) -> None:
+        request.headers["X-Forwarded-For"] = "10.1.2.3"
+        request.headers["Forwarded"] = "for=10.1.2.3"
+
+    user_iam.meta.events.register("before-sign.iam.*", forge)
+    user_iam.list_roles()
+    assert error_of(user_iam.list_users)["Code"] == "AccessDenied"
+
+
 def test_ec2_denial_is_unauthorized_operation(server: Server, iam: Any, name: Any) -> None:
     creds = user_with_key(server, iam, name("noec2"))
     error = error_of(client_as(server, "ec2", creds).describe_instances)
