@@ -43,8 +43,16 @@ def main() -> None:
     import uvicorn
 
     port = int(sys.argv[1])
+    # No proxy-headers middleware, as roleport runs without it: the ceiling must not do more than the server.
     uvicorn.run(
-        app, host="127.0.0.1", port=port, http="httptools", loop="uvloop", log_level="warning", access_log=False
+        app,
+        host="127.0.0.1",
+        port=port,
+        http="httptools",
+        loop="uvloop",
+        log_level="warning",
+        access_log=False,
+        proxy_headers=False,
     )
 
 
