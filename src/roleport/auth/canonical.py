@@ -10,7 +10,7 @@ import re
 from collections.abc import Mapping
 from urllib.parse import quote_from_bytes, unquote_to_bytes
 
-_TERMINATOR = "aws4_request"
+TERMINATOR = "aws4_request"  # the credential scope's last element
 # Canonical query text is unreserved characters plus upper-case escapes of anything else; str.translate finds
 # stray characters far faster than a per-character regex, and the regex then only has to visit the '%' signs.
 _UNRESERVED = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
@@ -112,7 +112,7 @@ def payload_hash(headers: Mapping[str, str], body: bytes) -> str | None:
 @functools.lru_cache(maxsize=1024)
 def signing_key(secret_key: str, scope_date: str, region: str, service: str) -> SigningKey:
     key = hmac.digest(f"AWS4{secret_key}".encode(), scope_date.encode(), "sha256")
-    for part in (region, service, _TERMINATOR):
+    for part in (region, service, TERMINATOR):
         key = hmac.digest(key, part.encode(), "sha256")
     return SigningKey(key)
 

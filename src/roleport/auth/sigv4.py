@@ -18,7 +18,7 @@ from roleport.auth import canonical
 from roleport.errors import AwsError
 
 ALGORITHM = "AWS4-HMAC-SHA256"
-TERMINATOR = "aws4_request"
+TERMINATOR = canonical.TERMINATOR
 SKEW_SECONDS = 15 * 60  # AWS accepts header-signed requests up to 15 minutes either side of its clock
 MAX_EXPIRES = 604_800  # a presigned URL lives at most 7 days (signing keys are scoped to a date)
 AMZ_DATE_FORMAT = "%Y%m%dT%H%M%SZ"
@@ -103,8 +103,7 @@ def verify(
 def _parse_header(authorization: str, headers: Mapping[str, str]) -> SignedRequest:
     value = authorization.strip()
     raw_date = headers.get("x-amz-date")
-    usual = _usual_header(value) if raw_date is not None else None
-    if usual is not None and raw_date is not None:
+    if raw_date is not None and (usual := _usual_header(value)) is not None:
         # The form every SDK sends, read as the general path below reads it, minus the checks it cannot fail.
         amz_date = _checked_amz_date(raw_date)
         akid, scope_date, region, service = _credential_scope(usual[0], amz_date)
