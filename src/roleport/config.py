@@ -78,6 +78,9 @@ class Settings:
     association_delay: float = 0.0
     # Keep the answers to the root's IAM reads while the store is unchanged (read_cache.py).
     read_cache: bool = True
+    # Where each instance's own metadata listener binds: loopback unless asked, since whoever reaches it gets the
+    # instance role's credentials (`--host 0.0.0.0` must not expose them to the network).
+    metadata_host: str = "127.0.0.1"
 
     @property
     def store_url(self) -> str:
