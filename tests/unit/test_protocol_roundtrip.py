@@ -17,17 +17,32 @@ from roleport.services import registry
 NOW = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
 
 
-def sample(shape: Any, depth: int = 0) -> Any:
-    """A value that fits the shape, filling every member, so a round trip exercises the whole tree."""
+_ABSENT = object()  # a member left out: a recursive shape again, or a structure with nothing to fill
+
+
+def sample(shape: Any) -> Any:
+    """A value that fits the shape, filling every member at every depth, so a round trip exercises the whole tree."""
+    value = _sample(shape, frozenset())
+    return {} if value is _ABSENT else value
+
+
+def _sample(shape: Any, open_shapes: frozenset[str]) -> Any:
+    # Only a shape that contains itself ends the descent, so a model that nests deeper still is filled to the leaves.
     kind = shape.type_name
     if kind == "structure":
-        if depth > 4:
-            return {}
-        return {name: sample(member, depth + 1) for name, member in shape.members.items()}
+        if shape.name in open_shapes:
+            return _ABSENT
+        inner = open_shapes | {shape.name}
+        members = {name: _sample(member, inner) for name, member in shape.members.items()}
+        filled = {name: value for name, value in members.items() if value is not _ABSENT}
+        # botocore sends nothing for an empty structure, so the parser rightly reads it as absent.
+        return filled or _ABSENT
     if kind == "list":
-        return [sample(shape.member, depth + 1), sample(shape.member, depth + 1)]
+        item = _sample(shape.member, open_shapes)
+        return _ABSENT if item is _ABSENT else [item, _sample(shape.member, open_shapes)]
     if kind == "map":
-        return {"k1": sample(shape.value, depth + 1)}
+        value = _sample(shape.value, open_shapes)
+        return _ABSENT if value is _ABSENT else {"k1": value}
     if kind in ("integer", "long"):
         return 7
     if kind == "boolean":
