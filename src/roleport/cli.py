@@ -1,33 +1,35 @@
-"""The `roleport` command: serve, env, exec, version."""
+"""The `roleport` command: serve, env, exec, version. Every refusal is one line on standard error: exit 2 for a
+setting roleport cannot start with, 1 for a server or instance that is not as the command needs it."""
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shlex
+import signal
 import sys
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import click
 import uvicorn
 
-from roleport import __version__
+from roleport import __version__, server_file, startup
 from roleport.config import (
     DEFAULT_ACCOUNT_ID,
     DEFAULT_CREDENTIAL_LIFETIME_SECONDS,
     DEFAULT_PORT,
     DEFAULT_REGION,
     QUOTA_NAMES,
+    ConfigError,
     Settings,
     load_root_credentials,
     parse_quotas,
 )
+from roleport.find_server import Refusal, Target
 
 
 def _delay_option(flag: str, help_text: str) -> Callable[..., Any]:
@@ -37,78 +39,121 @@ def _delay_option(flag: str, help_text: str) -> Callable[..., Any]:
     return click.option(flag, envvar=envvar, default=0.0, show_default=True, type=kind, help=help_text)
 
 
-def _server_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Options shared by `serve`, `env` and `exec`, so `env` and `exec` describe the server `serve` would start."""
-    options = [
-        click.option("--host", envvar="ROLEPORT_HOST", default="127.0.0.1", show_default=True, help="Address to bind."),
-        click.option("--port", envvar="ROLEPORT_PORT", default=DEFAULT_PORT, show_default=True, type=int),
-        click.option(
-            "--data-dir",
-            envvar="ROLEPORT_DATA_DIR",
-            default=".roleport",
-            show_default=True,
-            type=click.Path(file_okay=False, path_type=Path),
-            help="Folder for the SQLite database and the root credentials.",
-        ),
-        click.option(
-            "--database-url",
-            envvar="ROLEPORT_DATABASE_URL",
-            default=None,
-            help="SQLAlchemy URL instead of the SQLite file, e.g. postgresql+psycopg://user@host/db.",
-        ),
-        click.option("--account-id", envvar="ROLEPORT_ACCOUNT_ID", default=DEFAULT_ACCOUNT_ID, show_default=True),
-        click.option("--region", envvar="ROLEPORT_REGION", default=DEFAULT_REGION, show_default=True),
-        click.option("--root-access-key", envvar="ROLEPORT_ROOT_ACCESS_KEY", default=None, help="Fix the root key id."),
-        click.option("--root-secret-key", envvar="ROLEPORT_ROOT_SECRET_KEY", default=None, help="Fix the root secret."),
-        click.option(
-            "--state-transition-seconds",
-            envvar="ROLEPORT_STATE_TRANSITION_SECONDS",
-            default=0.2,
-            show_default=True,
-            type=click.FloatRange(min=0),
-            help="How long EC2 instances and associations stay in a passing state (pending, stopping, associating...).",
-        ),
-        click.option(
-            "--credential-lifetime-seconds",
-            envvar="ROLEPORT_CREDENTIAL_LIFETIME_SECONDS",
-            default=DEFAULT_CREDENTIAL_LIFETIME_SECONDS,
-            show_default=True,
-            type=click.IntRange(min=1),
-            help="How long the role credentials an instance's metadata service hands out stay valid.",
-        ),
-        click.option(
-            "--clock",
-            envvar="ROLEPORT_CLOCK",
-            type=click.Choice(["real", "controlled"]),
-            default="real",
-            show_default=True,
-            help="controlled: the server's clock stands still until POST /_roleport/clock moves it.",
-        ),
-        _delay_option(
-            "--propagation-delay",
-            "Seconds an IAM change takes to reach EC2, instance metadata, authorization and STS (0: at once).",
-        ),
-        _delay_option("--propagation-jitter", "Up to this many seconds more, at random, for each IAM change."),
-        _delay_option(
-            "--association-delay", "Seconds an instance's association change takes to reach its metadata service."
-        ),
-        click.option(
-            "--quota",
-            "quotas",
-            envvar="ROLEPORT_QUOTAS",
-            multiple=True,
-            metavar="NAME=VALUE",
-            help=f"Raise or lower an adjustable IAM quota; repeatable. Names: {', '.join(QUOTA_NAMES)}.",
-        ),
-    ]
+_DATA_DIR = click.option(
+    "--data-dir",
+    envvar="ROLEPORT_DATA_DIR",
+    default=".roleport",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the SQLite database, the root credentials and the running server's server.json.",
+)
+_ROOT_KEYS = (
+    click.option("--root-access-key", envvar="ROLEPORT_ROOT_ACCESS_KEY", default=None, help="Fix the root key id."),
+    click.option("--root-secret-key", envvar="ROLEPORT_ROOT_SECRET_KEY", default=None, help="Fix the root secret."),
+)
+_PORT = click.IntRange(min=0, max=65535)
+
+
+def _apply(command: Callable[..., Any], options: list[Callable[..., Any]]) -> Callable[..., Any]:
     for option in reversed(options):
         command = option(command)
     return command
 
 
+def _client_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """`env` and `exec` find the running server (find_server.py); these only say which, when the data dir does not."""
+    return _apply(
+        command,
+        [
+            click.option("--host", envvar="ROLEPORT_HOST", default=None, help="The server's address (with --port)."),
+            click.option("--port", envvar="ROLEPORT_PORT", default=None, type=click.IntRange(1, 65535)),
+            _DATA_DIR,
+            click.option("--region", envvar="ROLEPORT_REGION", default=None, help="Region for the SDKs [server's]."),
+            *_ROOT_KEYS,
+        ],
+    )
+
+
+def _server_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    return _apply(
+        command,
+        [
+            click.option(
+                "--host", envvar="ROLEPORT_HOST", default="127.0.0.1", show_default=True, help="Address to bind."
+            ),
+            click.option(
+                "--port",
+                envvar="ROLEPORT_PORT",
+                default=DEFAULT_PORT,
+                show_default=True,
+                type=_PORT,
+                help="Port to listen on; 0 lets the system choose one (the ready line and server.json say which).",
+            ),
+            click.option(
+                "--metadata-host",
+                envvar="ROLEPORT_METADATA_HOST",
+                default="127.0.0.1",
+                show_default=True,
+                help="Address the instances' own metadata listeners bind (their credentials are the instance roles').",
+            ),
+            _DATA_DIR,
+            click.option(
+                "--database-url",
+                envvar="ROLEPORT_DATABASE_URL",
+                default=None,
+                help="SQLAlchemy URL instead of the SQLite file, e.g. postgresql+psycopg://user@host/db.",
+            ),
+            click.option("--account-id", envvar="ROLEPORT_ACCOUNT_ID", default=DEFAULT_ACCOUNT_ID, show_default=True),
+            click.option("--region", envvar="ROLEPORT_REGION", default=DEFAULT_REGION, show_default=True),
+            *_ROOT_KEYS,
+            click.option(
+                "--state-transition-seconds",
+                envvar="ROLEPORT_STATE_TRANSITION_SECONDS",
+                default=0.2,
+                show_default=True,
+                type=click.FloatRange(min=0),
+                help="How long EC2 instances and associations stay in a passing state (pending, stopping, ...).",
+            ),
+            click.option(
+                "--credential-lifetime-seconds",
+                envvar="ROLEPORT_CREDENTIAL_LIFETIME_SECONDS",
+                default=DEFAULT_CREDENTIAL_LIFETIME_SECONDS,
+                show_default=True,
+                type=click.IntRange(min=1),
+                help="How long the role credentials an instance's metadata service hands out stay valid.",
+            ),
+            click.option(
+                "--clock",
+                envvar="ROLEPORT_CLOCK",
+                type=click.Choice(["real", "controlled"]),
+                default="real",
+                show_default=True,
+                help="controlled: the server's clock stands still until POST /_roleport/clock moves it.",
+            ),
+            _delay_option(
+                "--propagation-delay",
+                "Seconds an IAM change takes to reach EC2, instance metadata, authorization and STS (0: at once).",
+            ),
+            _delay_option("--propagation-jitter", "Up to this many seconds more, at random, for each IAM change."),
+            _delay_option(
+                "--association-delay", "Seconds an instance's association change takes to reach its metadata service."
+            ),
+            click.option(
+                "--quota",
+                "quotas",
+                envvar="ROLEPORT_QUOTAS",
+                multiple=True,
+                metavar="NAME=VALUE",
+                help=f"Raise or lower an adjustable IAM quota; repeatable. Names: {', '.join(QUOTA_NAMES)}.",
+            ),
+        ],
+    )
+
+
 def _settings(
     host: str,
     port: int,
+    metadata_host: str,
     data_dir: Path,
     database_url: str | None,
     account_id: str,
@@ -131,13 +176,13 @@ def _settings(
         limits = parse_quotas([part for item in quotas for part in item.split(",") if part])
     except ValueError as error:
         raise click.UsageError(str(error)) from None
-    data_dir.mkdir(parents=True, exist_ok=True)
     access_key, secret_key = load_root_credentials(data_dir, root_access_key, root_secret_key)
     return Settings(
         host=host,
         port=port,
+        metadata_host=metadata_host,
         data_dir=data_dir,
-        database_url=database_url,
+        database_url=startup.database_url(database_url) if database_url else None,
         account_id=account_id,
         region=region,
         root_access_key=access_key,
@@ -154,27 +199,99 @@ def _settings(
 
 @click.group()
 @click.version_option(__version__, prog_name="roleport")
-def main() -> None:
+def cli() -> None:
     """roleport: AWS instance profiles, EC2 associations, STS and IMDS on one local server."""
 
 
-class _Server(uvicorn.Server):
-    """Says one line once the socket accepts connections, not before."""
+def main() -> None:
+    """The console script: click's own error printing (usage, hint, blank line, message) becomes one line."""
+    try:
+        code = cli.main(prog_name="roleport", standalone_mode=False)
+    except click.ClickException as failure:
+        where = failure.ctx.command_path if isinstance(failure, click.UsageError) and failure.ctx else "roleport"
+        click.echo(f"{where}: {failure.format_message()}", err=True)
+        sys.exit(failure.exit_code)
+    except ConfigError as failure:
+        click.echo(f"roleport: {failure}", err=True)
+        sys.exit(2)
+    except Refusal as failure:
+        click.echo(f"roleport: {failure}", err=True)
+        sys.exit(1)
+    except click.Abort:  # Ctrl-C outside the server (the server stops cleanly on its own)
+        click.echo("roleport: interrupted", err=True)
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
 
-    def __init__(self, config: uvicorn.Config, ready_line: str) -> None:
+
+class _Server(uvicorn.Server):
+    """Says its ready line once the socket accepts connections, leaves server.json for `env` and `exec` while it
+    runs, and stops on SIGINT or SIGTERM as a clean exit, not as a re-raised signal (uvicorn's way: "Aborted!",
+    exit 1 from click)."""
+
+    def __init__(self, config: uvicorn.Config, settings: Settings, ready_line: str) -> None:
         super().__init__(config)
+        self.settings = settings
         self.ready_line = ready_line
+        self.stopped_by = ""
 
     async def startup(self, sockets: Any = None) -> None:
         await super().startup(sockets=sockets)
         if self.started:
-            click.echo(self.ready_line, err=False)
+            settings = self.settings
+            record = server_file.ServerFile(
+                url=settings.endpoint_url,
+                pid=os.getpid(),
+                region=settings.region,
+                account_id=settings.account_id,
+                access_key_id=settings.root_access_key,
+                secret_access_key=settings.root_secret_key,
+                store=_store_location(settings),
+            )
+            server_file.write(settings.data_dir, record)
+            click.echo(self.ready_line)
             sys.stdout.flush()
 
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        self.stopped_by = signal.Signals(sig).name
+        super().handle_exit(sig, frame)
 
-@main.command()
+    @contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        handlers = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
+
+
+def _store_location(settings: Settings) -> str:
+    return (
+        startup.shown_url(settings.database_url)
+        if settings.database_url
+        else str((settings.data_dir / "roleport.db").resolve())
+    )
+
+
+def _env_command(settings: Settings, keys_given: bool) -> str:
+    """The `roleport env` that finds this server: its data dir holds server.json; the port and host say which
+    server when the data dir is not at hand, and keys given on the command line go with them."""
+    words = ["roleport", "env", "--data-dir", str(settings.data_dir)]
+    if settings.port != DEFAULT_PORT or settings.host != "127.0.0.1":
+        words += ["--host", urlsplit(settings.endpoint_url).hostname or "127.0.0.1", "--port", str(settings.port)]
+    if keys_given:
+        words += ["--root-access-key", settings.root_access_key, "--root-secret-key", settings.root_secret_key]
+    return shlex.join(words)
+
+
+@cli.command()
 @_server_options
-@click.option("--access-log/--no-access-log", default=False, show_default=True, help="Log every request.")
+@click.option(
+    "--access-log/--no-access-log",
+    default=False,
+    show_default=True,
+    help="Log one line per request: peer, method, path, service:Action, status, duration, request id.",
+)
 @click.option(
     "--read-cache/--no-read-cache",
     envvar="ROLEPORT_READ_CACHE",
@@ -184,14 +301,31 @@ class _Server(uvicorn.Server):
 )
 def serve(access_log: bool, read_cache: bool, **options: Any) -> None:
     """Start the server (IAM, STS and EC2 on one port)."""
+    os.umask(0o077)  # the database, its WAL files and server.json hold secrets: their owner's alone
+    startup.prepare_data_dir(options["data_dir"], lambda line: click.echo(line, err=True))
+    settings = dataclasses.replace(_settings(**options), read_cache=read_cache)
+    startup.check_store(settings.store_url)
+    sock = startup.bind(settings.host, settings.port)
+    settings = dataclasses.replace(settings, port=sock.getsockname()[1])  # `--port 0`: the one the OS chose
+    if not startup.is_loopback(settings.host):
+        click.echo(
+            f"roleport: serving on {settings.host}: anyone who can reach port {settings.port} can call it and read "
+            f"the metadata of every instance; their own metadata listeners stay on {settings.metadata_host}",
+            err=True,
+        )
+
+    from roleport import access_log as logging_
     from roleport.app import build_app
 
-    settings = dataclasses.replace(_settings(**options), read_cache=read_cache)
+    app = build_app(settings)
+    if access_log:
+        logging_.configure()
+        app = logging_.wrap(app)
     config = uvicorn.Config(
-        build_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
-        access_log=access_log,
+        access_log=False,  # uvicorn's line lacks the action and request id; access_log.py writes them
         log_level="warning",
         lifespan="on",
         http="auto",
@@ -200,25 +334,46 @@ def serve(access_log: bool, read_cache: bool, **options: Any) -> None:
         # it with an X-Forwarded-For header, since loopback counts as a trusted proxy.
         proxy_headers=False,
     )
-    location = settings.database_url or str((settings.data_dir / "roleport.db").resolve())
+    keys_given = bool(options["root_access_key"])
     ready = (
-        f"roleport {__version__} ready on {settings.endpoint_url} (store: {location}); "
-        f'credentials: eval "$(roleport env --data-dir {shlex.quote(str(settings.data_dir))})"'
+        f"roleport {__version__} ready on {settings.endpoint_url} (store: {_store_location(settings)}); "
+        f'credentials: eval "$({_env_command(settings, keys_given)})"'
     )
-    _Server(config, ready).run()
+    server = _Server(config, settings, ready)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        server_file.remove(settings.data_dir, os.getpid())
+    if server.stopped_by:
+        click.echo(f"roleport stopped ({server.stopped_by})", err=True)
 
 
-@main.command()
-@_server_options
+def _target(options: Mapping[str, Any]) -> Target:
+    from roleport import find_server
+
+    if bool(options["root_access_key"]) != bool(options["root_secret_key"]):
+        raise click.UsageError("--root-access-key and --root-secret-key go together")
+    return find_server.locate(
+        options["data_dir"],
+        options["host"],
+        options["port"],
+        options["root_access_key"],
+        options["root_secret_key"],
+        options["region"],
+    )
+
+
+@cli.command()
+@_client_options
 def env(**options: Any) -> None:
-    """Print `export` lines that point the AWS CLI and SDKs at roleport with the root credentials."""
-    settings = _settings(**options)
+    """Print `export` lines that point the AWS CLI and SDKs at the running roleport, with its root credentials."""
+    target = _target(options)
     lines = {
-        "AWS_ENDPOINT_URL": settings.endpoint_url,
-        "AWS_ACCESS_KEY_ID": settings.root_access_key,
-        "AWS_SECRET_ACCESS_KEY": settings.root_secret_key,
-        "AWS_DEFAULT_REGION": settings.region,
-        "AWS_REGION": settings.region,
+        "AWS_ENDPOINT_URL": target.url,
+        "AWS_ACCESS_KEY_ID": target.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": target.secret_access_key,
+        "AWS_DEFAULT_REGION": target.region,
+        "AWS_REGION": target.region,
     }
     for name, value in lines.items():
         click.echo(f"export {name}={shlex.quote(value)}")
@@ -246,15 +401,15 @@ _NOT_ON_AN_INSTANCE = (
 )
 
 
-def instance_environment(base: Mapping[str, str], settings: Settings, metadata_endpoint: str) -> dict[str, str]:
+def instance_environment(base: Mapping[str, str], target: Target, metadata_endpoint: str) -> dict[str, str]:
     """The environment of code on an instance: roleport as the AWS endpoint, the instance's metadata service, the
     region, and no keys, profiles or config files (~/.aws stays out of it)."""
     env = {name: value for name, value in base.items() if name not in _NOT_ON_AN_INSTANCE}
     env.update(
-        AWS_ENDPOINT_URL=settings.endpoint_url,
+        AWS_ENDPOINT_URL=target.url,
         AWS_EC2_METADATA_SERVICE_ENDPOINT=metadata_endpoint,
-        AWS_REGION=settings.region,
-        AWS_DEFAULT_REGION=settings.region,
+        AWS_REGION=target.region,
+        AWS_DEFAULT_REGION=target.region,
         AWS_CONFIG_FILE=os.devnull,
         AWS_SHARED_CREDENTIALS_FILE=os.devnull,
     )
@@ -266,37 +421,8 @@ def instance_environment(base: Mapping[str, str], settings: Settings, metadata_e
     return env
 
 
-def _metadata_endpoint(settings: Settings, instance_id: str) -> str:
-    """Ask the server where the instance's metadata listener is, signing with the root key."""
-    from botocore.auth import SigV4Auth
-    from botocore.awsrequest import AWSRequest
-    from botocore.credentials import Credentials
-
-    url = f"{settings.endpoint_url}/_roleport/instances/{quote(instance_id, safe='')}/metadata-endpoint"
-    request = AWSRequest(method="GET", url=url)
-    SigV4Auth(Credentials(settings.root_access_key, settings.root_secret_key), "roleport", settings.region).add_auth(
-        request
-    )
-    prepared = request.prepare()
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # the server is local: never via a proxy
-    try:
-        with opener.open(urllib.request.Request(url, headers=dict(prepared.headers)), timeout=10) as response:
-            return str(json.load(response)["Endpoint"])
-    except urllib.error.HTTPError as failure:
-        with failure:
-            try:
-                found = json.load(failure)["Error"]
-                detail = f"{found['Code']}: {found['Message']}"
-            except (ValueError, KeyError, TypeError):
-                detail = f"HTTP {failure.code}"
-        hint = " (are --data-dir or --root-access-key/--root-secret-key the server's?)" if failure.code == 403 else ""
-        raise click.ClickException(f"roleport at {settings.endpoint_url} refused: {detail}{hint}") from None
-    except OSError as failure:
-        raise click.ClickException(f"cannot reach roleport at {settings.endpoint_url}: {failure}") from None
-
-
-@main.command("exec")
-@_server_options
+@cli.command("exec")
+@_client_options
 @click.argument("instance_id")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def exec_(instance_id: str, command: tuple[str, ...], **options: Any) -> None:
@@ -306,11 +432,16 @@ def exec_(instance_id: str, command: tuple[str, ...], **options: Any) -> None:
     \b
     roleport exec i-0abc... -- aws sts get-caller-identity
     """
-    settings = _settings(**options)
-    env = instance_environment(os.environ, settings, _metadata_endpoint(settings, instance_id))
+    from roleport import find_server
+
+    target = _target(options)
+    refusal = find_server.instance_refusal(target, instance_id)
+    if refusal:
+        raise Refusal(refusal)
+    env = instance_environment(os.environ, target, find_server.metadata_endpoint(target, instance_id))
     try:
         os.execvpe(command[0], list(command), env)
     except OSError as failure:
-        refusal = click.ClickException(f"cannot run {command[0]}: {failure.strerror}")
-        refusal.exit_code = 127  # as a shell answers a command it cannot run
-        raise refusal from None
+        cannot = click.ClickException(f"cannot run {command[0]}: {failure.strerror}")
+        cannot.exit_code = 127  # as a shell answers a command it cannot run
+        raise cannot from None

@@ -16,6 +16,12 @@ DEFAULT_REGION = "us-east-1"
 # Expiration is about six hours after LastUpdated); they are rotated before they expire (see imds.py).
 DEFAULT_CREDENTIAL_LIFETIME_SECONDS = 21600
 CREDENTIALS_FILE = "root-credentials.json"
+# Quota values are stored in integer columns; nothing real comes near this.
+MAX_QUOTA = 2**31 - 1
+
+
+class ConfigError(Exception):
+    """A setting roleport cannot start with; the command line says it in one line and exits 2."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,8 +52,10 @@ def parse_quotas(items: tuple[str, ...] | list[str]) -> Quotas:
     for item in items:
         name, _, value = item.partition("=")
         key = name.strip().replace("-", "_")
-        if key not in ADJUSTABLE_QUOTAS or not value.strip().isdigit() or int(value) < 1:
-            raise ValueError(f"unknown quota or bad value: {item!r} (quotas: {', '.join(QUOTA_NAMES)})")
+        if key not in ADJUSTABLE_QUOTAS:
+            raise ValueError(f"unknown quota {name.strip()!r} in {item!r}; quotas: {', '.join(QUOTA_NAMES)}")
+        if not (value.strip().isascii() and value.strip().isdigit()) or not 1 <= int(value) <= MAX_QUOTA:
+            raise ValueError(f"quota {name.strip()} must be a whole number from 1 to {MAX_QUOTA}, not {value!r}")
         values[key] = int(value)
     return Quotas(**values)
 
@@ -98,14 +106,20 @@ def load_root_credentials(data_dir: Path, access_key: str | None, secret_key: st
         return access_key, secret_key
     path = data_dir / CREDENTIALS_FILE
     if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
         pair = {"AccessKeyId": ids.access_key_id(), "SecretAccessKey": ids.secret_access_key()}
         try:
             descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
             pass  # another server on the same data dir made it first; use theirs
+        except OSError as failure:
+            raise ConfigError(f"cannot write the root key pair to {path}: {failure.strerror}") from None
         else:
             with os.fdopen(descriptor, "w") as handle:
                 json.dump(pair, handle)
-    saved = json.loads(path.read_text())
-    return str(saved["AccessKeyId"]), str(saved["SecretAccessKey"])
+    try:
+        saved = json.loads(path.read_text())
+        return str(saved["AccessKeyId"]), str(saved["SecretAccessKey"])
+    except OSError as failure:
+        raise ConfigError(f"cannot read the root key pair from {path}: {failure.strerror}") from None
+    except (ValueError, KeyError, TypeError):
+        raise ConfigError(f"{path} does not hold a root key pair; remove it to make a new one") from None

@@ -104,7 +104,9 @@ def test_exec_without_a_server_says_where_it_looked(tmp_path: Path) -> None:
     args = [sys.executable, "-m", "roleport", "exec", "--port", "1", "--data-dir", str(tmp_path), "i-0123456789abcdef0"]
     done = subprocess.run([*args, "--", "true"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
-    assert "cannot reach roleport at http://127.0.0.1:1" in done.stderr
+    assert done.stderr == (
+        f"roleport: nothing answers at http://127.0.0.1:1: start roleport with `roleport serve --data-dir {tmp_path}`\n"
+    )
 
 
 # --- the AWS SDK for JavaScript v3 -----------------------------------------------------------------------------------
