@@ -203,10 +203,20 @@ def cli() -> None:
     """roleport: AWS instance profiles, EC2 associations, STS and IMDS on one local server."""
 
 
+class _NotRaised(click.ClickException):
+    """Stands for click's NoArgsIsHelpError where click (before 8.2) shows the help without raising."""
+
+
+_BARE_COMMAND: type[click.ClickException] = getattr(click.exceptions, "NoArgsIsHelpError", _NotRaised)
+
+
 def main() -> None:
     """The console script: click's own error printing (usage, hint, blank line, message) becomes one line."""
     try:
         code = cli.main(prog_name="roleport", standalone_mode=False)
+    except _BARE_COMMAND as failure:  # `roleport` alone: its help, as click shows it
+        click.echo(failure.format_message(), err=True)
+        sys.exit(failure.exit_code)
     except click.ClickException as failure:
         where = failure.ctx.command_path if isinstance(failure, click.UsageError) and failure.ctx else "roleport"
         click.echo(f"{where}: {failure.format_message()}", err=True)
