@@ -31,6 +31,8 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from roleport import server_file
+
 try:
     import pytest
 except ImportError:  # the server class needs no pytest; only the fixtures do
@@ -66,7 +68,9 @@ class RoleportServer:
         startup_timeout: float = 30.0,
         **flags: Any,
     ) -> None:
-        self.port = port or free_port()
+        # 0: the server takes a free port and says which in its server.json (no race with other processes); a restart
+        # keeps the port it got.
+        self.port = port or 0
         self._own_dir = data_dir is None
         self.data_dir = Path(data_dir) if data_dir is not None else Path(tempfile.mkdtemp(prefix="roleport-"))
         self.access_key, self.secret_key, self.region = access_key, secret_key, region
@@ -99,10 +103,14 @@ class RoleportServer:
                 log_path = self.data_dir / "server.log"
                 raise RuntimeError(f"roleport exited with {self.process.returncode}; see {log_path}")
             try:
-                with urllib.request.urlopen(f"{self.endpoint_url}/_roleport/health", timeout=1):
-                    return self
-            except OSError:
-                time.sleep(0.05)
+                record = server_file.read(self.data_dir)
+                if record is not None and record.pid == self.process.pid:
+                    self.port = int(record.url.rsplit(":", 1)[1])
+                    with urllib.request.urlopen(f"{self.endpoint_url}/_roleport/health", timeout=1):
+                        return self
+            except (OSError, server_file.UnreadableServerFile):
+                pass
+            time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"roleport did not answer within {self.startup_timeout} s")
 
