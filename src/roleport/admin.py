@@ -141,12 +141,19 @@ def _move_clock(clock: Clock, body: bytes) -> None:
     order = _json_object(body)
     try:
         if "advance_seconds" in order:
-            clock.advance(float(order["advance_seconds"]))
+            seconds = order["advance_seconds"]
+            # JSON true is a Python int, and a string of digits is no number of seconds either.
+            if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+                raise ValueError("advance_seconds must be a number")
+            clock.advance(float(seconds))
         elif "set" in order:
-            clock.set(datetime.fromisoformat(str(order["set"]).replace("Z", "+00:00")))
+            if not isinstance(order["set"], str):
+                raise ValueError("set must be an ISO 8601 time")
+            clock.set(datetime.fromisoformat(order["set"].replace("Z", "+00:00")))
         else:
             raise ValueError("give advance_seconds or set")
-    except (ValueError, TypeError, AttributeError) as problem:
+    except (ValueError, TypeError, OverflowError) as problem:
+        # OverflowError: an integer too large for a float (JSON allows any number of digits).
         raise AwsError("InvalidRequest", f"Bad clock request: {problem}", status=400) from None
 
 

@@ -6,8 +6,14 @@ time (credential expiry and rotation, EC2 transitions, IMDS token TTLs, CreateDa
 
 from __future__ import annotations
 
+import math
 import threading
 from datetime import UTC, datetime, timedelta
+
+# The span a controlled clock may show. The server adds hours to days to its time (credential expiry, presigned
+# windows, propagation delays), so the top stays far below datetime's year 9999, where that arithmetic would overflow.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 def system_clock() -> datetime:
@@ -25,13 +31,20 @@ class ControlledClock:
         return self._now
 
     def advance(self, seconds: float) -> datetime:
-        if seconds < 0:
-            raise ValueError("the clock only moves forward")
+        """Move forward; ValueError for a negative or non-finite amount, or one that passes LATEST."""
+        if not math.isfinite(seconds) or seconds < 0:
+            raise ValueError("the clock only moves forward, by a finite number of seconds")
         with self._lock:
+            if seconds > (LATEST - self._now).total_seconds():
+                raise ValueError(f"the clock cannot pass {LATEST.isoformat()}")
             self._now = self._now + timedelta(seconds=seconds)
             return self._now
 
     def set(self, when: datetime) -> datetime:
+        """Show `when` (UTC if it names no zone); ValueError outside EARLIEST..LATEST."""
+        when = when if when.tzinfo else when.replace(tzinfo=UTC)
+        if not EARLIEST <= when <= LATEST:
+            raise ValueError(f"the clock stays between {EARLIEST.isoformat()} and {LATEST.isoformat()}")
         with self._lock:
-            self._now = when if when.tzinfo else when.replace(tzinfo=UTC)
+            self._now = when
             return self._now

@@ -85,6 +85,10 @@ class Pipeline:
         now = self.clock()
         if signed is None:
             raise AwsError("MissingAuthenticationToken", "Request is missing Authentication Token", status=403)
+        try:
+            sigv4.check_scope(signed, service, spec.signing_regions(service, self.settings.region))
+        except AwsError as error:
+            raise (_ec2_auth_error(error) if service == "ec2" else error) from None
         handler = self.operations.get((service, form.get("Action", "")))
         known = principals.root_key(self.settings, signed)
         if known is None or handler is None or self.cache is None or (service, handler.name) not in self.cacheable:

@@ -12,10 +12,22 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 
-# A body larger than this is not kept (a page of a thousand roles); together the kept bodies stay under the budget.
+# An entry larger than this is not kept (a page of a thousand roles, or a request carrying a long parameter);
+# together the kept entries, keys included, stay under the budget.
 _LARGEST_BODY = 256 * 1024
 _BUDGET = 32 * 1024 * 1024
-_ENTRY = 512  # about what a key and its tuple cost besides the body
+_ENTRY = 512  # about what an entry's dict slot and tuples cost besides its key and body
+_OBJECT = 64  # about what CPython spends on a string or tuple besides its characters
+
+
+def key_size(key: Hashable) -> int:
+    """About the bytes a key holds: its strings, in the tuples the pipeline builds them into. The key is the
+    request's whole form, so a client decides its size (a 100 KB parameter the operation ignores is still in it)."""
+    if isinstance(key, str | bytes):
+        return len(key) + _OBJECT
+    if isinstance(key, tuple):
+        return sum(key_size(part) for part in key) + _OBJECT
+    return _OBJECT
 
 
 class ReadCache:
@@ -34,12 +46,13 @@ class ReadCache:
         return found[1], found[2]
 
     def put(self, key: Hashable, marker: Hashable, head: bytes, tail: bytes) -> None:
-        size = len(head) + len(tail) + _ENTRY
+        weight = key_size(key) + _ENTRY
+        size = len(head) + len(tail) + weight
         if size > _LARGEST_BODY:
             return
         old = self._answers.get(key)
         if old is not None:
-            self._size -= len(old[1]) + len(old[2]) + _ENTRY
+            self._size -= len(old[1]) + len(old[2]) + weight  # an equal key weighs the same
         elif self._size + size > _BUDGET:
             # Starting over is cheaper than tracking use, and after a write most kept answers are stale anyway.
             self._answers.clear()

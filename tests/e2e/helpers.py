@@ -19,8 +19,20 @@ def error_of(call: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
     }
 
 
-def signed_post(url: str, service: str, form: dict[str, str], key: str, secret: str) -> tuple[int, str]:
-    """A raw form POST signed with SigV4 by botocore, for requests no generated client would send."""
+def signed_post(
+    url: str,
+    service: str,
+    form: dict[str, str],
+    key: str,
+    secret: str,
+    *,
+    region: str = "us-east-1",
+    unsigned_payload: bool = False,
+    sent_body: bytes | None = None,
+) -> tuple[int, str]:
+    """A raw form POST signed with SigV4 by botocore, for requests no generated client would send: signed for any
+    region, with x-amz-content-sha256: UNSIGNED-PAYLOAD as botocore signs S3 over HTTPS, or sent with another body
+    than the one signed."""
     import urllib.error
     import urllib.request
     from urllib.parse import urlencode
@@ -29,15 +41,19 @@ def signed_post(url: str, service: str, form: dict[str, str], key: str, secret: 
     from botocore.awsrequest import AWSRequest
     from botocore.credentials import Credentials
 
+    # botocore declares an unsigned payload only over HTTPS; the host it signs is the same either way.
+    signed_url = url.replace("http://", "https://", 1) if unsigned_payload else url
     request = AWSRequest(
         method="POST",
-        url=url + "/",
+        url=signed_url + "/",
         data=urlencode(form).encode(),
         headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"},
     )
-    SigV4Auth(Credentials(key, secret), service, "us-east-1").add_auth(request)
+    request.context["payload_signing_enabled"] = not unsigned_payload
+    SigV4Auth(Credentials(key, secret), service, region).add_auth(request)
     prepared = request.prepare()
-    raw = urllib.request.Request(prepared.url, data=prepared.body, method="POST", headers=dict(prepared.headers))
+    body = prepared.body if sent_body is None else sent_body
+    raw = urllib.request.Request(url + "/", data=body, method="POST", headers=dict(prepared.headers))
     try:
         with urllib.request.urlopen(raw, timeout=10) as response:
             return response.status, response.read().decode()

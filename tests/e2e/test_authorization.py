@@ -194,3 +194,60 @@ def test_simulate_custom_policy_with_context(iam: Any) -> None:
     )["EvaluationResults"]
     assert results[0]["EvalDecision"] == "implicitDeny"
     assert json.loads(document)["Statement"]
+
+
+def test_simulate_principal_policy_pages_by_max_items_and_the_paginator_collects_every_result(
+    server: Server, iam: Any, name: Any
+) -> None:
+    user = name("sim-pages")
+    user_with_key(server, iam, user, allow("s3:Get*"))
+    actions = [f"s3:GetObject{number:03d}" for number in range(150)]
+    arn = f"arn:aws:iam::{ACCOUNT}:user/{user}"
+    first = iam.simulate_principal_policy(PolicySourceArn=arn, ActionNames=actions, MaxItems=10)
+    assert len(first["EvaluationResults"]) == 10 and first["IsTruncated"] is True
+    second = iam.simulate_principal_policy(
+        PolicySourceArn=arn, ActionNames=actions, MaxItems=10, Marker=first["Marker"]
+    )
+    assert [r["EvalActionName"] for r in second["EvaluationResults"]] == actions[10:20]
+    # Without MaxItems a page holds IAM's default of 100.
+    default = iam.simulate_principal_policy(PolicySourceArn=arn, ActionNames=actions)
+    assert len(default["EvaluationResults"]) == 100 and default["IsTruncated"] is True
+    pages = iam.get_paginator("simulate_principal_policy").paginate(
+        PolicySourceArn=arn, ActionNames=actions, PaginationConfig={"PageSize": 40}
+    )
+    seen = [r["EvalActionName"] for page in pages for r in page["EvaluationResults"]]
+    assert seen == actions
+    last = iam.simulate_principal_policy(PolicySourceArn=arn, ActionNames=actions, MaxItems=1000)
+    assert len(last["EvaluationResults"]) == 150 and last["IsTruncated"] is False and "Marker" not in last
+
+
+def test_simulate_custom_policy_pages_actions_by_resources(iam: Any) -> None:
+    document = policy(allow("s3:GetObject", "arn:aws:s3:::a/*"))
+    actions = ["s3:GetObject", "s3:PutObject", "s3:ListBucket"]
+    resources = ["arn:aws:s3:::a/x", "arn:aws:s3:::b/x"]
+    pages = iam.get_paginator("simulate_custom_policy").paginate(
+        PolicyInputList=[document], ActionNames=actions, ResourceArns=resources, PaginationConfig={"PageSize": 4}
+    )
+    seen = [
+        (r["EvalActionName"], r["EvalResourceName"], r["EvalDecision"]) for p in pages for r in p["EvaluationResults"]
+    ]
+    assert seen == [
+        (action, resource, "allowed" if (action, resource) == ("s3:GetObject", "arn:aws:s3:::a/x") else "implicitDeny")
+        for action in actions
+        for resource in resources
+    ]
+
+
+def test_simulate_with_a_marker_it_did_not_make_is_invalid_input(iam: Any) -> None:
+    document = policy(allow("s3:GetObject"))
+    for marker in ("bm90LWEtbWFya2Vy", "garbage!", "cnAxH3NpbXVsYXRlHzk5"):  # the last: an index past the end
+        error = error_of(
+            iam.simulate_custom_policy, PolicyInputList=[document], ActionNames=["s3:GetObject"], Marker=marker
+        )
+        assert error == {"Code": "InvalidInput", "Message": "Invalid Marker.", "Status": 400}
+
+
+def test_simulate_custom_policy_with_many_actions_answers_one_page(iam: Any) -> None:
+    actions = [f"s3:Get{number}" for number in range(20_000)]
+    answer = iam.simulate_custom_policy(PolicyInputList=[policy(allow("s3:*"))], ActionNames=actions, MaxItems=5)
+    assert [r["EvalActionName"] for r in answer["EvaluationResults"]] == actions[:5] and answer["IsTruncated"]

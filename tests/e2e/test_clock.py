@@ -17,11 +17,12 @@ from tests.e2e.principals import client_as
 
 
 def clock_call(
-    server: Server, order: dict[str, Any] | None = None, secret: str = ROOT_SECRET
+    server: Server, order: dict[str, Any] | bytes | None = None, secret: str = ROOT_SECRET, path: str = "clock"
 ) -> tuple[int, dict[str, Any]]:
-    """GET (or, with an order, POST) /_roleport/clock signed with SigV4 by the root key."""
-    data = json.dumps(order).encode() if order is not None else b""
-    request = AWSRequest(method="POST" if order is not None else "GET", url=f"{server.url}/_roleport/clock", data=data)
+    """GET (or, with an order, POST) /_roleport/clock signed with SigV4 by the root key; an order given as bytes
+    is sent as it is."""
+    data = order if isinstance(order, bytes) else json.dumps(order).encode() if order is not None else b""
+    request = AWSRequest(method="POST" if order is not None else "GET", url=f"{server.url}/_roleport/{path}", data=data)
     SigV4Auth(Credentials(ROOT_KEY, secret), "roleport", "us-east-1").add_auth(request)
     prepared = request.prepare()
     raw = urllib.request.Request(
@@ -45,6 +46,49 @@ def test_real_clock_reads_but_does_not_move(server: Server) -> None:
 def test_clock_needs_the_root_signature(server: Server) -> None:
     status, body = clock_call(server, secret="wrong")
     assert status == 403 and body["Error"]["Code"] == "SignatureDoesNotMatch"
+
+
+# Each would move the clock out of what the server can compute with, or is no amount of time at all.
+BAD_CLOCK_ORDERS = [
+    b'{"advance_seconds": 1e12}',
+    b'{"advance_seconds": 1e400}',
+    b'{"advance_seconds": ' + b"9" * 400 + b"}",
+    b'{"advance_seconds": NaN}',
+    b'{"advance_seconds": Infinity}',
+    b'{"advance_seconds": -Infinity}',
+    b'{"advance_seconds": -1}',
+    b'{"advance_seconds": "60"}',
+    b'{"advance_seconds": true}',
+    b'{"advance_seconds": null}',
+    b'{"set": "9999-12-31T23:59:59Z"}',
+    b'{"set": "0001-01-01T00:00:00Z"}',
+    b'{"set": "-2026-01-01T00:00:00Z"}',
+    b'{"set": 1767225600}',
+    b'{"set": "yesterday"}',
+    b"{}",
+    b"[]",
+    b"not json",
+]
+
+
+def test_a_clock_order_out_of_range_or_not_a_time_is_invalid_request_and_moves_nothing(make_server: Any) -> None:
+    server = make_server(extra_args=["--clock", "controlled"])
+    now = clock_call(server)[1]["now"]
+    for order in BAD_CLOCK_ORDERS:
+        status, body = clock_call(server, order)
+        assert (status, body["Error"]["Code"]) == (400, "InvalidRequest"), order
+    assert clock_call(server)[1]["now"] == now
+    # Within the range the clock still goes anywhere, back as well as forward.
+    assert clock_call(server, {"set": "2030-06-01T00:00:00Z"}) == (
+        200,
+        {"mode": "controlled", "now": "2030-06-01T00:00:00Z"},
+    )
+    assert clock_call(server, {"advance_seconds": 86400 * 365})[1]["now"] == "2031-06-01T00:00:00Z"
+    assert clock_call(server, {"set": "2020-01-01T00:00:00"})[1]["now"] == "2020-01-01T00:00:00Z"
+    for order in (b'{"delay_seconds": NaN}', b'{"delay_seconds": 1e400}', b'{"jitter_seconds": ' + b"9" * 400 + b"}"):
+        status, body = clock_call(server, order, path="propagation")
+        assert (status, body["Error"]["Code"]) == (400, "InvalidRequest"), order
+    assert server.client("iam").list_roles()["Roles"] == []  # the server still answers
 
 
 def test_controlled_clock_drives_instance_transitions(make_server: Any) -> None:

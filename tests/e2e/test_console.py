@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
@@ -285,6 +286,20 @@ def test_create_role_with_a_custom_trust_policy(page: Any, console_server: Conso
     page.click("#create")
     page.wait_for_url(f"**/iam/roles/{role}?*")
     assert iam.get_role(RoleName=role)["Role"]["AssumeRolePolicyDocument"] == json.loads(EC2_TRUST)
+
+
+def test_deeply_nested_custom_trust_policy_is_refused_not_a_server_error(
+    console_server: ConsoleServer, iam: Any, name: Any
+) -> None:
+    role = name("deep")
+    deep = '{"Version": "2012-10-17", "Statement": ' + "[" * 1000 + "]" * 1000 + "}"
+    http = HttpSession(console_server.console)
+    status, page, _ = http.get("/iam/create-role/permissions?" + urlencode({"entity": "custom", "custom": deep}))
+    assert status == 400 and "The trust policy is not valid JSON." in page
+    form = {"csrf": http.csrf, "entity": "custom", "custom": deep, "name": role}
+    status, page, _ = http.post("/iam/create-role/review", form)
+    assert status == 400 and "The trust policy is not valid JSON." in page
+    assert error_of(iam.get_role, RoleName=role)["Code"] == "NoSuchEntity"
 
 
 def test_create_role_with_a_taken_name_shows_the_error_and_keeps_the_form(

@@ -43,7 +43,10 @@ def test_valid_trust_policy_parses() -> None:
         ("not json", "This policy contains invalid Json"),
         ("[]", "This policy contains invalid Json"),
         (json.dumps({"Version": "2012-10-17"}), "Syntax errors in policy."),
-        (json.dumps({"Version": "2099-01-01", "Statement": []}), "The policy failed legacy parsing"),
+        (json.dumps({"Version": "2099-01-01", "Statement": []}), "The policy must contain a valid version string"),
+        (json.dumps({"Version": 2012, "Statement": []}), "The policy must contain a valid version string"),
+        ('{"Statement": ' + "[" * 65 + "]" * 65 + "}", "This policy contains invalid Json"),
+        ("[" * 100_000, "This policy contains invalid Json"),
         (statement(Resource="*"), "Policy statement must contain actions."),
         (statement(Action="s3:GetObject"), "Policy statement must contain resources."),
         (

@@ -30,12 +30,34 @@ def test_large_answers_are_not_kept_and_the_budget_holds(monkeypatch: object) ->
     cache = ReadCache()
     cache.put("big", 1, b"x" * (read_cache._LARGEST_BODY + 1), b"")
     assert cache.get("big", 1) is None
-    body = b"y" * (read_cache._LARGEST_BODY - read_cache._ENTRY)
+    body = b"y" * (read_cache._LARGEST_BODY - read_cache._ENTRY - read_cache.key_size(0))
     count = read_cache._BUDGET // read_cache._LARGEST_BODY
     for number in range(count * 3):
         cache.put(number, 1, body, b"")
         assert cache._size <= read_cache._BUDGET
     assert 0 < len(cache) <= count
+
+
+def test_the_accounted_size_includes_the_keys() -> None:
+    cache = ReadCache()
+    # The key the pipeline builds: the service and the form's pairs, here with a 100 KB parameter nobody reads.
+    key = ("iam", ("Action", "GetRole"), ("RoleName", "r"), ("Unknown", "x" * 100_000))
+    cache.put(key, 1, b"<a>", b"</a>")
+    assert cache.get(key, 1) == (b"<a>", b"</a>")
+    assert cache._size >= 100_000 + len(b"<a></a>")
+    cache.put(key, 2, b"<b>", b"</b>")  # replacing an answer leaves one entry's worth
+    assert 100_000 <= cache._size < 2 * 100_000
+
+
+def test_the_budget_holds_when_the_keys_are_large() -> None:
+    cache = ReadCache()
+    for number in range(1_500):
+        cache.put(("iam", ("Action", "GetRole"), ("Unknown", f"{number:06d}" + "x" * 100_000)), 1, b"<a>", b"</a>")
+        assert cache._size <= read_cache._BUDGET
+    assert 0 < len(cache) <= read_cache._BUDGET // 100_000
+    assert cache.get(("iam", ("Unknown", "y" * (read_cache._LARGEST_BODY + 1))), 1) is None
+    cache.put(("iam", ("Unknown", "y" * read_cache._LARGEST_BODY)), 1, b"", b"")  # too large a key alone
+    assert cache.get(("iam", ("Unknown", "y" * read_cache._LARGEST_BODY)), 1) is None
 
 
 @pytest.fixture(params=["wal-index", "data-version"])

@@ -218,15 +218,6 @@ def test_unsigned_extra_header_is_fine() -> None:
     check(replace(wire, headers=headers))
 
 
-def test_declared_unsigned_payload_is_signed_as_declared() -> None:
-    request = AWSRequest("POST", "https://localhost:4566/", data=b"Action=ListRoles", headers=FORM)
-    request.context["payload_signing_enabled"] = False
-    wire = signed(request)
-
-    assert wire.headers["x-amz-content-sha256"] == "UNSIGNED-PAYLOAD"
-    check(wire)
-
-
 def test_presigned_url_from_botocore_client_verifies() -> None:
     client = botocore.session.Session().create_client(
         "sts", region_name="us-east-1", endpoint_url=ENDPOINT, aws_access_key_id=AKID, aws_secret_access_key=SECRET
@@ -292,6 +283,30 @@ def test_tampered_body_under_a_declared_content_sha256_is_rejected() -> None:
     error = error_of(replace(wire, body=b"Action=DeleteRole&Version=2010-05-08"))
 
     assert (error.code, error.message) == ("SignatureDoesNotMatch", MISMATCH)
+
+
+def test_declared_unsigned_payload_is_signature_does_not_match() -> None:
+    # UNSIGNED-PAYLOAD is S3's; any other service signs the body it received.
+    request = AWSRequest("POST", "https://localhost:4566/", data=b"Action=ListRoles", headers=FORM)
+    request.context["payload_signing_enabled"] = False
+    wire = signed(request)
+
+    assert wire.headers["x-amz-content-sha256"] == "UNSIGNED-PAYLOAD"
+    assert (error_of(wire).code, error_of(wire).message) == ("SignatureDoesNotMatch", MISMATCH)
+    error = error_of(replace(wire, body=b"Action=DeleteRole&Version=2010-05-08&RoleName=admin"))
+    assert (error.code, error.message) == ("SignatureDoesNotMatch", MISMATCH)
+
+
+def test_scope_names_the_service_and_one_of_the_regions() -> None:
+    req = check(signed(iam_post()))
+    sigv4.check_scope(req, "iam", {"us-east-1"})
+    with pytest.raises(AwsError) as wrong_region:
+        sigv4.check_scope(req, "iam", {"eu-west-1"})
+    assert (wrong_region.value.code, wrong_region.value.status) == ("SignatureDoesNotMatch", 403)
+    assert wrong_region.value.message == "Credential should be scoped to a valid region, not 'us-east-1'. "
+    with pytest.raises(AwsError) as wrong_service:
+        sigv4.check_scope(req, "ec2", {"us-east-1"})
+    assert wrong_service.value.message == "Credential should be scoped to correct service: 'ec2'. "
 
 
 def test_tampered_signed_header_is_signature_does_not_match() -> None:

@@ -17,7 +17,6 @@ _UNRESERVED = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._
 _NOT_IN_COMPONENT = str.maketrans("", "", _UNRESERVED + "%")
 _NOT_IN_QUERY = str.maketrans("", "", _UNRESERVED + "%=&")
 _NON_CANONICAL_ESCAPE = re.compile(r"%(?![0-9A-F]{2})|%(?:2[DE]|3[0-9]|4[1-9A-F]|5[0-9AF]|6[1-9A-F]|7[0-9AE])")
-_HEX_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 
 
 def canonical_request(
@@ -97,16 +96,12 @@ def _is_canonical(text: str, strays: dict[int, int | None]) -> bool:
     return not text.translate(strays) and ("%" not in text or not _NON_CANONICAL_ESCAPE.search(text))
 
 
-def payload_hash(headers: Mapping[str, str], body: bytes) -> str | None:
-    """What the canonical request puts for the body; None when the request declares a digest that is not the body's.
-    A declared digest stands in for the body in the signature, so it must really be the body's digest; otherwise a
-    captured request could carry a different body under the same signature."""
-    declared = headers.get("x-amz-content-sha256")
-    if declared is None:
-        return hashlib.sha256(body).hexdigest()
-    if _HEX_SHA256.fullmatch(declared) and declared.lower() != hashlib.sha256(body).hexdigest():
-        return None
-    return declared
+def payload_hash(body: bytes) -> str:
+    """What the canonical request puts for the body: always its SHA-256, whatever x-amz-content-sha256 declares.
+    Declaring UNSIGNED-PAYLOAD (or another digest) is S3's option only; other services hash the body they got, so
+    a signature made over a declared value does not match, and a captured request can't carry a swapped body
+    (only S3 supports UNSIGNED-PAYLOAD, others answer SignatureDoesNotMatch: apache/opendal-reqsign#346)."""
+    return hashlib.sha256(body).hexdigest()
 
 
 @functools.lru_cache(maxsize=1024)

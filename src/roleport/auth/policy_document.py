@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,14 @@ _TRUST_ACTIONS = frozenset(
 )
 
 
+# The grammar nests at most six levels (document, Statement list, statement, Condition, operator, value list), so
+# anything much deeper is refused before the JSON decoder sees it: Python's decoder recurses once per level and
+# fails with RecursionError (a 500) near a thousand, and every later walk of the document would recurse as deep.
+MAX_DEPTH = 64
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_BRACKETS = re.compile(r"[\[\]{}]")
+
+
 @dataclass(frozen=True, slots=True)
 class PolicyDocument:
     version: str
@@ -38,20 +47,40 @@ def _malformed(message: str) -> AwsError:
     return AwsError("MalformedPolicyDocument", message, status=400)
 
 
+def loads(text: str) -> Any:
+    """A policy's JSON, nested no deeper than MAX_DEPTH; MalformedPolicyDocument otherwise. Every reading of a policy
+    text from a caller goes through here, so none can reach the decoder's recursion limit."""
+    if _too_deep(text):
+        raise _malformed("This policy contains invalid Json")
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        raise _malformed("This policy contains invalid Json") from None
+
+
+def _too_deep(text: str) -> bool:
+    # Strings are blanked first, so brackets inside them don't count; an unbalanced text fails the decoder anyway.
+    depth = 0
+    for bracket in _BRACKETS.findall(_STRING.sub("", text) if '"' in text else text):
+        depth += 1 if bracket in "[{" else -1
+        if depth > MAX_DEPTH:
+            return True
+    return False
+
+
 def parse(text: str, *, trust: bool = False) -> PolicyDocument:
     """Parse a permissions policy, or with trust=True a role trust policy; raise MalformedPolicyDocument."""
-    try:
-        document = json.loads(text)
-    except ValueError:
-        raise _malformed("This policy contains invalid Json") from None
+    document = loads(text)
     if not isinstance(document, dict):
         raise _malformed("This policy contains invalid Json")
     unknown = set(document) - {"Version", "Id", "Statement"}
     if unknown:
         raise _malformed("Syntax errors in policy.")
     version = document.get("Version", "2008-10-17")
-    if version not in VERSIONS:
-        raise _malformed("The policy failed legacy parsing")
+    if not isinstance(version, str) or version not in VERSIONS:
+        # IAM's words for a Version other than the two it knows ("The policy must contain a valid version string",
+        # bobbyhadz.com/blog/aws-policy-must-contain-valid-version-string; S3 says the same for bucket policies).
+        raise _malformed("The policy must contain a valid version string")
     raw = document.get("Statement")
     if raw is None:
         raise _malformed("Syntax errors in policy.")

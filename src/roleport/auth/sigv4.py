@@ -8,7 +8,7 @@ import hashlib
 import hmac
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import NamedTuple
@@ -82,9 +82,7 @@ def verify(
         raise _mismatch(HOST_NOT_SIGNED)
     if req.scope_date != req.amz_date[:8]:
         raise _mismatch(_scope_date_message(req.scope_date, req.amz_date))
-    payload = canonical.payload_hash(headers, body)
-    if payload is None:
-        raise _mismatch(SIGNATURE_MISMATCH)
+    payload = canonical.payload_hash(body)
     text = canonical.canonical_request(
         method, raw_path, query_string, headers, req.signed_headers, req.presigned, payload
     )
@@ -95,6 +93,21 @@ def verify(
     expected = key.hexdigest(string_to_sign.encode("utf-8", "surrogatepass"))
     if not hmac.compare_digest(expected.encode("ascii"), req.signature.encode("utf-8", "replace")):
         raise _mismatch(SIGNATURE_MISMATCH)
+
+
+def check_scope(req: SignedRequest, service: str, regions: Collection[str]) -> None:
+    """Raises SignatureDoesNotMatch unless the credential scope names `service` and one of `regions`: a signature
+    is good for one service in one region, however valid it is otherwise. AWS's texts, each ending in a space as it
+    sends them, reported together ("Credential should be scoped to a valid region, not 'ap-southeast-2'. " from
+    STS, cognitect-labs/aws-api#27; "Credential should be scoped to correct service: 'cloudformation'. ",
+    timkay/aws#111)."""
+    problems = []
+    if req.region not in regions:
+        problems.append(f"Credential should be scoped to a valid region, not '{req.region}'. ")
+    if req.service != service:
+        problems.append(f"Credential should be scoped to correct service: '{service}'. ")
+    if problems:
+        raise _mismatch("".join(problems))
 
 
 # --- reading the auth -------------------------------------------------------------------------------------------

@@ -9,7 +9,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from roleport.auth import policy_document
 from roleport.console.actions import Caller
+from roleport.errors import AwsError
 
 # The console's "AWS service" use cases offered here: key → (label, service principal, default description). The
 # descriptions are the ones the console fills in (IAM console, "Create role" → "AWS service").
@@ -57,8 +59,8 @@ class TrustChoice:
             return "An account ID is 12 digits."
         if self.entity == "custom":
             try:
-                json.loads(self.custom)
-            except ValueError:
+                policy_document.loads(self.custom)  # bounded: a deeply nested text is refused, not recursed into
+            except AwsError:
                 return "The trust policy is not valid JSON."
         return None
 

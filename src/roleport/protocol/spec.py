@@ -46,6 +46,27 @@ def modelled_error_status(service: str) -> Mapping[str, int]:
     return statuses
 
 
+@functools.cache
+def _partition_regions() -> frozenset[str]:
+    endpoints = _session().get_component("data_loader").load_data("endpoints")
+    return frozenset(next(p for p in endpoints["partitions"] if p["partition"] == "aws")["regions"])
+
+
+@functools.cache
+def signing_regions(service: str, served_region: str) -> frozenset[str]:
+    """The regions a request's credential scope may name for `service` at this endpoint, which stands for every
+    endpoint of IAM and STS and for EC2's endpoint in the served region. The one place to widen when EC2 serves
+    more regions.
+
+    IAM is global and AWS takes only us-east-1 for it, but SDKs pointed at a custom endpoint sign IAM with their
+    configured region (botocore 1.44 with endpoint_url and region eu-west-1 signs eu-west-1/iam), and those calls
+    reach AWS signed for us-east-1; so any region of the partition is accepted, and a name that is none is not.
+    STS answers in every region, each endpoint for its own; EC2 is regional."""
+    if service == "ec2":
+        return frozenset({served_region})
+    return _partition_regions() | {served_region}
+
+
 def detect(scope_service: str | None, form: Mapping[str, str]) -> str | None:
     """The service a request is for: the SigV4 scope names it; else the API Version; else the Action's owner."""
     if scope_service in SERVICES:

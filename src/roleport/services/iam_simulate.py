@@ -12,13 +12,15 @@ from roleport.auth import identity, policy_document
 from roleport.auth.policy import ALLOWED, Decision, Policy, Request, authorize, evaluate
 from roleport.context import Ctx, Params, Principal
 from roleport.errors import AwsError
+from roleport.services import iam_common
 from roleport.services.registry import operation
-from roleport.store import schema
+from roleport.store import paging, schema
 
 policies, versions = schema.policies, schema.policy_versions
 
 
 _DECODER = json.JSONDecoder()
+_MARKER_KIND = "simulate"
 
 
 def _skip(text: str, index: int, chars: str = " \t\r\n") -> int:
@@ -85,24 +87,43 @@ def _parsed(text: str) -> policy_document.PolicyDocument:
         raise AwsError("InvalidInput", error.message, status=400) from None
 
 
+def _window(p: Params, total: int) -> tuple[int, int]:
+    """The results [start, end) of this page. The marker carries the index to resume at, in the project's marker
+    form: the results are a fixed sequence (each action with each resource), so an index names the same one on
+    every page."""
+    start = 0
+    if p.get("Marker"):
+        kind, index = paging.decode_marker(p["Marker"], 2)
+        if kind != _MARKER_KIND or not index.isdigit() or not 0 < int(index) < total:
+            raise AwsError("InvalidInput", "Invalid Marker.", status=400)
+        start = int(index)
+    return start, min(total, start + int(p.get("MaxItems", iam_common.DEFAULT_MAX_ITEMS)))
+
+
 def _results(p: Params, sets: identity.PolicySets, texts: dict[str, tuple[str, str]]) -> dict[str, Any]:
     context = _context(p)
+    actions, resources = p["ActionNames"], p.get("ResourceArns") or ["*"]
+    total = len(actions) * len(resources)
+    start, end = _window(p, total)
     results = []
-    for action in p["ActionNames"]:
-        for resource in p.get("ResourceArns") or ["*"]:
-            request = Request(action, resource, context)
-            decision: Decision = authorize(sets.identity, request, boundary=sets.boundary)
-            result: dict[str, Any] = {
-                "EvalActionName": action,
-                "EvalResourceName": resource,
-                "EvalDecision": decision.decision,
-                "MatchedStatements": [_match_out(m, texts) for m in decision.matched],
-                "MissingContextValues": [],
-            }
-            if sets.boundary is not None:
-                allowed = evaluate(sets.boundary, request).decision == ALLOWED
-                result["PermissionsBoundaryDecisionDetail"] = {"AllowedByPermissionsBoundary": allowed}
-            results.append(result)
+    # Only this page's results are evaluated: a call naming 100,000 actions costs one page, not all of them.
+    for index in range(start, end):
+        action, resource = actions[index // len(resources)], resources[index % len(resources)]
+        request = Request(action, resource, context)
+        decision: Decision = authorize(sets.identity, request, boundary=sets.boundary)
+        result: dict[str, Any] = {
+            "EvalActionName": action,
+            "EvalResourceName": resource,
+            "EvalDecision": decision.decision,
+            "MatchedStatements": [_match_out(m, texts) for m in decision.matched],
+            "MissingContextValues": [],
+        }
+        if sets.boundary is not None:
+            allowed = evaluate(sets.boundary, request).decision == ALLOWED
+            result["PermissionsBoundaryDecisionDetail"] = {"AllowedByPermissionsBoundary": allowed}
+        results.append(result)
+    if end < total:
+        return {"EvaluationResults": results, "IsTruncated": True, "Marker": paging.encode_marker([_MARKER_KIND, end])}
     return {"EvaluationResults": results, "IsTruncated": False}
 
 
