@@ -7,7 +7,7 @@ holds them can move time or wipe state. Answers are JSON; failures are {"Error":
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -31,7 +31,13 @@ Clock = Callable[[], datetime]
 _KEPT = {schema.schema_info.name, schema.server_secrets.name, schema.counters.name}
 
 
-def routes(settings: Settings, store: Store, clock: Clock, propagation: journal.Propagation) -> list[Route]:
+def routes(
+    settings: Settings,
+    store: Store,
+    clock: Clock,
+    propagation: journal.Propagation,
+    on_reset: Callable[[], Awaitable[None]] | None = None,
+) -> list[Route]:
     async def call(work: Callable[[], Any]) -> Any:
         return work() if store.kind == "sqlite" else await run_in_threadpool(work)
 
@@ -85,6 +91,8 @@ def routes(settings: Settings, store: Store, clock: Clock, propagation: journal.
             propagation.flushed()
 
         await call(work)
+        if on_reset is not None:
+            await on_reset()  # e.g. close the metadata listeners of the instances the reset removed
         return JSONResponse({"reset": True})
 
     def guarded(endpoint: Callable[[Request], Any]) -> Callable[[Request], Any]:

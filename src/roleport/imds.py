@@ -134,6 +134,23 @@ class MetadataService:
             row = tx.execute(_INSTANCE, {"id": instance_id}).first()
         return None if row is None else str(row.account_id)
 
+    def ended(self, instance_ids: list[str]) -> list[str]:
+        """Those of the instances that are terminated or no longer exist (a reset, or forgotten an hour after
+        termination): their metadata service will never answer again."""
+        if not instance_ids:
+            return []
+        cutoff = self.clock() - timedelta(seconds=self.settings.state_transition_seconds)
+        with self.store.transaction(write=False) as tx:
+            found = list(
+                tx.execute(
+                    select(instances.c.id, instances.c.state, instances.c.state_since).where(
+                        instances.c.id.in_(instance_ids)
+                    )
+                )
+            )
+        live = {row.id for row in found if INSTANCE.at(row.state, row.state_since, cutoff) != "terminated"}
+        return [instance_id for instance_id in instance_ids if instance_id not in live]
+
     def _instance(self, tx: Tx, instance_id: str, now: datetime) -> SimpleNamespace | None:
         """The instance with what its metadata service knows of its role: its active association, that
         association's profile (if it still exists) and the profile's role, as IAM and EC2 changes have reached it
