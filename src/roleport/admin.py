@@ -26,9 +26,11 @@ from roleport.store import journal, schema
 from roleport.store.db import Store
 
 Clock = Callable[[], datetime]
-# What a reset keeps: the schema's version, the server's own secrets (IMDS token key) and the counters, which only
-# move forward so that nothing derived before the reset can be mistaken for current after it.
-_KEPT = {schema.schema_info.name, schema.server_secrets.name, schema.counters.name}
+# What a reset keeps: the schema's version, the server's own secrets (IMDS token key), the counters, which only
+# move forward so that nothing derived before the reset can be mistaken for current after it, and the console's
+# sign-ins, which belong to browsers rather than to the account's state (like the root keys, which stay): a console
+# signed in as root stays signed in, and an IAM user's session ends anyway, with the user's access key.
+_KEPT = {schema.schema_info.name, schema.server_secrets.name, schema.counters.name, schema.console_sessions.name}
 
 
 def routes(
