@@ -22,6 +22,9 @@ from roleport.config import DEFAULT_REQUEST_TIMEOUT_SECONDS
 # page), two bytes in UTF-8 and six once percent-encoded, so 786,432 bytes, plus the other parameters. 1 MiB holds
 # that with room to spare, and is the console's own form limit (console/web.py).
 MAX_BODY_BYTES = 1 << 20
+# A request's line and headers: SigV4's headers with a session token (a few KB) fit many times over; the metadata
+# listeners allow 16 KiB (imds_server.MAX_HEAD_BYTES), and the console's cookies are small.
+MAX_HEAD_BYTES = 64 * 1024
 
 
 class Refusal(NamedTuple):
@@ -129,12 +132,15 @@ def _framing(scope: Scope) -> tuple[int | None, bool]:
 
 
 def http_protocol(request_timeout: float = DEFAULT_REQUEST_TIMEOUT_SECONDS) -> type[asyncio.Protocol]:
-    """uvicorn's httptools protocol with a deadline for each request to arrive whole, for `uvicorn.Config(http=...)`.
+    """uvicorn's httptools protocol with a deadline for each request to arrive whole and a bound on its head, for
+    `uvicorn.Config(http=...)`.
 
     uvicorn bounds only the idle time between kept-alive requests (timeout_keep_alive), and even that only after a
     first response: a connection that sends nothing, or half a request, or a body a byte at a time, is held for good.
     Here a timer runs from the connection's opening, and again from each later request's first byte, until the
-    request's last byte; if it fires first the connection is closed."""
+    request's last byte; if it fires first the connection is closed. Nor does httptools bound a request's head (its
+    parser gathers a header of any length before handing it on), so the bytes received while a head is incomplete
+    are counted, and past MAX_HEAD_BYTES the request is refused with 431 and the connection closed."""
 
     class TimedHttpToolsProtocol(HttpToolsProtocol):
         timeout = request_timeout
@@ -142,6 +148,8 @@ def http_protocol(request_timeout: float = DEFAULT_REQUEST_TIMEOUT_SECONDS) -> t
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self._arrival: asyncio.TimerHandle | None = None
+            self._head_pending = True
+            self._head_bytes = 0
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
@@ -151,13 +159,28 @@ def http_protocol(request_timeout: float = DEFAULT_REQUEST_TIMEOUT_SECONDS) -> t
             self._disarm()
             super().connection_lost(exc)
 
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if self._head_pending and not self.transport.is_closing():
+                # Counted after parsing, so a head completed by this data is not counted against itself; what one
+                # read can add beyond the limit is bounded by the read size.
+                self._head_bytes += len(data)
+                if self._head_bytes > MAX_HEAD_BYTES:
+                    self.transport.write(_HEAD_TOO_LARGE)
+                    self.transport.close()
+
         def on_message_begin(self) -> None:
             super().on_message_begin()
             if self._arrival is None:
                 self._arm()
 
+        def on_headers_complete(self) -> None:
+            self._head_pending = False
+            super().on_headers_complete()
+
         def on_message_complete(self) -> None:
             self._disarm()
+            self._head_pending, self._head_bytes = True, 0
             super().on_message_complete()
 
         def _arm(self) -> None:
@@ -174,3 +197,9 @@ def http_protocol(request_timeout: float = DEFAULT_REQUEST_TIMEOUT_SECONDS) -> t
                 self.transport.close()
 
     return TimedHttpToolsProtocol
+
+
+_HEAD_TOO_LARGE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain; charset=utf-8\r\n"
+    b"content-length: 37\r\nconnection: close\r\n\r\nThe request's headers are too large.\n"
+)

@@ -349,3 +349,32 @@ def test_a_kept_alive_connection_serves_requests_that_arrive_in_time(timed: Serv
         assert connection.sock is not None  # one connection throughout, never closed by the server
     finally:
         connection.close()
+
+
+def test_a_head_without_end_is_refused_past_its_limit(timed: Server) -> None:
+    before = rss_bytes(timed)
+    with socket.create_connection(("127.0.0.1", timed.port), timeout=10) as sock:
+        started = time.monotonic()
+        sock.sendall(b"GET /_roleport/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Long: ")
+        answer = b""
+        try:
+            for _ in range(1000):  # up to 64 MB of one header, unless the server hangs up first
+                sock.sendall(b"a" * 65536)
+        except OSError:
+            pass
+        try:
+            while chunk := sock.recv(65536):
+                answer += chunk
+        except ConnectionResetError:
+            pass
+        refused_after = time.monotonic() - started
+    # Refused as soon as the head passed its limit, not merely closed at the request timeout.
+    assert refused_after < TIMEOUT * 0.75, refused_after
+    assert answer == b"" or status_of(answer) == 431  # the answer may be lost to the reset of the unread rest
+    assert rss_bytes(timed) - before < 16 * 1024 * 1024
+    # A head within the limit is served.
+    long_header = b"X-Long: " + b"a" * 30000 + b"\r\n"
+    answer = exchange(
+        timed.port, b"GET /_roleport/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" + long_header + b"\r\n"
+    )
+    assert status_of(answer) == 200
