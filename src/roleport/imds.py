@@ -7,7 +7,8 @@ server stands in for many instances, so the address itself must say which instan
 * Path form, on the main port: `http://HOST:PORT/imds/i-0abc.../`. botocore (boto3, the aws CLI) keeps the path of
   `AWS_EC2_METADATA_SERVICE_ENDPOINT` and appends `latest/api/token` etc. to it (botocore.utils.IMDSFetcher).
 * Dedicated form: `http://HOST:PORT2/`, a listener of the instance's own on a port of its own (imds_server.py),
-  opened on demand by `GET /_roleport/instances/{id}/metadata-endpoint` and kept for the server's life. The AWS SDK
+  opened on demand by `GET /_roleport/instances/{id}/metadata-endpoint` and closed once the instance is terminated
+  (or gone after a reset), on Settings.metadata_host (loopback unless asked). The AWS SDK
   for JavaScript v3 keeps only scheme, host and port of the variable: @smithy/credential-provider-imds parses it and
   then sends `{...endpoint, path: "/latest/api/token"}`, replacing whatever path it had. The same holds for any
   client that hard-codes absolute paths, so `roleport exec` hands out this form.

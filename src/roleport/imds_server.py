@@ -94,9 +94,6 @@ class Listeners:
         host, port = server.sockets[0].getsockname()[:2]
         return str(host), int(port)
 
-    async def port(self, instance_id: str) -> int:
-        return (await self.address(instance_id))[1]
-
     def open(self) -> list[str]:
         """The instances that have a listener now."""
         return list(self._servers)
