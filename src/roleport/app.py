@@ -100,6 +100,10 @@ def build_app(settings: Settings, clock: Clock = system_clock) -> ASGIApp:
             return admin.error_response(
                 "InvalidInstanceID.NotFound", f"The instance ID '{instance_id}' does not exist", 404
             )
+        ended = metadata.ended([instance_id]) if inline else await run_in_threadpool(metadata.ended, [instance_id])
+        if ended:  # a terminated instance never answers again: no listener to open (and to sweep away at once)
+            message = f"The instance '{instance_id}' is terminated and has no metadata service."
+            return admin.error_response("IncorrectInstanceState", message, 400)
         host, port = await listeners.address(instance_id)
         if host in ("0.0.0.0", "::"):  # bound to every address: the one the caller reached this server at will do
             host = request.url.hostname or "127.0.0.1"

@@ -9,6 +9,7 @@ import os
 import socket
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -221,6 +222,17 @@ def test_listeners_of_terminated_instances_are_closed(imds_server: Server) -> No
     _, port = listener(imds_server, ids[6])
     request = b"GET /latest/meta-data/instance-id HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
     assert status_of(exchange(port, request)) == 200
+
+
+def test_a_terminated_instance_gets_no_listener(imds_server: Server) -> None:
+    (instance_id,) = launch(imds_server, 1)
+    imds_server.client("ec2").terminate_instances(InstanceIds=[instance_id])
+    url = f"{imds_server.url}/_roleport/instances/{instance_id}/metadata-endpoint"
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        signed_get(url)
+    assert refused.value.code == 400
+    assert json.load(refused.value)["Error"]["Code"] == "IncorrectInstanceState"
+    refused.value.close()
 
 
 def test_a_reset_closes_every_listener(imds_server: Server) -> None:
