@@ -204,8 +204,9 @@ def test_a_metadata_listener_refuses_large_bodies(imds_server: Server) -> None:
 
 
 @pytest.fixture
-def imds_server(make_server: Callable[..., Server]) -> Server:
-    return make_server(extra_args=["--state-transition-seconds", "0"])
+def imds_server(backend: str | None, make_server: Callable[..., Server]) -> Server:
+    """A server of the test's own (descriptor counts must not see other tests' work), on the session's backend."""
+    return make_server(database_url=backend, extra_args=["--state-transition-seconds", "0"])
 
 
 def test_listeners_of_terminated_instances_are_closed(imds_server: Server) -> None:
