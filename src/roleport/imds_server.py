@@ -101,9 +101,10 @@ class Listeners:
     async def retire(self, instance_ids: Iterable[str]) -> None:
         """Close the listeners of these instances and their connections (terminated instances, or gone after a
         reset): each holds a socket, and a terminated instance never answers again."""
+        names = list(instance_ids)
         async with self._lock:
-            servers = [server for name in instance_ids if (server := self._servers.pop(name, None)) is not None]
-            writers = [writer for name in instance_ids for writer in self._writers.pop(name, ())]
+            servers = [server for name in names if (server := self._servers.pop(name, None)) is not None]
+            writers = [writer for name in names for writer in self._writers.pop(name, ())]
         await self._close(servers, writers)
 
     async def close(self) -> None:
