@@ -7,7 +7,7 @@ holds them can move time or wipe state. Answers are JSON; failures are {"Error":
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -26,12 +26,20 @@ from roleport.store import journal, schema
 from roleport.store.db import Store
 
 Clock = Callable[[], datetime]
-# What a reset keeps: the schema's version, the server's own secrets (IMDS token key) and the counters, which only
-# move forward so that nothing derived before the reset can be mistaken for current after it.
-_KEPT = {schema.schema_info.name, schema.server_secrets.name, schema.counters.name}
+# What a reset keeps: the schema's version, the server's own secrets (IMDS token key), the counters, which only
+# move forward so that nothing derived before the reset can be mistaken for current after it, and the console's
+# sign-ins, which belong to browsers rather than to the account's state (like the root keys, which stay): a console
+# signed in as root stays signed in, and an IAM user's session ends anyway, with the user's access key.
+_KEPT = {schema.schema_info.name, schema.server_secrets.name, schema.counters.name, schema.console_sessions.name}
 
 
-def routes(settings: Settings, store: Store, clock: Clock, propagation: journal.Propagation) -> list[Route]:
+def routes(
+    settings: Settings,
+    store: Store,
+    clock: Clock,
+    propagation: journal.Propagation,
+    on_reset: Callable[[], Awaitable[None]] | None = None,
+) -> list[Route]:
     async def call(work: Callable[[], Any]) -> Any:
         return work() if store.kind == "sqlite" else await run_in_threadpool(work)
 
@@ -85,6 +93,8 @@ def routes(settings: Settings, store: Store, clock: Clock, propagation: journal.
             propagation.flushed()
 
         await call(work)
+        if on_reset is not None:
+            await on_reset()  # e.g. close the metadata listeners of the instances the reset removed
         return JSONResponse({"reset": True})
 
     def guarded(endpoint: Callable[[Request], Any]) -> Callable[[Request], Any]:

@@ -3,6 +3,8 @@ routes beside them."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -14,17 +16,21 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from roleport import __version__, admin, imds, imds_server
+from roleport import __version__, admin, imds, imds_server, limits
 from roleport.clock import ControlledClock
 from roleport.config import Settings
 from roleport.console import build_console
 from roleport.errors import AwsError
-from roleport.imds_replies import Reply
+from roleport.imds_replies import Reply, error
 from roleport.pipeline import AwsEndpoint, Clock, Pipeline, system_clock
 from roleport.protocol import spec
 from roleport.services import iam_common, iam_policies
 from roleport.store import journal
 from roleport.store.db import Store
+
+log = logging.getLogger("roleport")
+# How often the server looks for terminated instances whose metadata listeners are still open.
+LISTENER_SWEEP_SECONDS = 1.0
 
 
 def build_app(settings: Settings, clock: Clock = system_clock) -> ASGIApp:
@@ -44,7 +50,23 @@ def build_app(settings: Settings, clock: Clock = system_clock) -> ASGIApp:
         return await run_in_threadpool(metadata.handle, instance_id, method, path, headers)
 
     metadata_paths = imds_server.PathEndpoint(respond)
-    listeners = imds_server.Listeners(settings.host, respond)
+    listeners = imds_server.Listeners(settings.metadata_host, respond, request_timeout=settings.request_timeout)
+
+    async def retire_listeners() -> None:
+        """Close the listeners of instances that are terminated or gone. Instances change state in the store, by
+        any server process on it and with the passing of (server) time, so this looks rather than being told."""
+        open_ids = listeners.open()
+        if open_ids:
+            ended = metadata.ended(open_ids) if inline else await run_in_threadpool(metadata.ended, open_ids)
+            await listeners.retire(ended)
+
+    async def sweep() -> None:
+        while True:
+            await asyncio.sleep(LISTENER_SWEEP_SECONDS)
+            try:
+                await retire_listeners()
+            except Exception:  # a store hiccup must not end the sweeping for good
+                log.exception("closing the listeners of terminated instances failed")
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -53,7 +75,9 @@ def build_app(settings: Settings, clock: Clock = system_clock) -> ASGIApp:
             iam_policies.seed_aws_managed_policies(tx)
             iam_common.ensure_counters(tx, settings.account_id)
         metadata.load_key()
+        sweeper = asyncio.create_task(sweep())
         yield
+        sweeper.cancel()
         await listeners.close()
         store.dispose()
 
@@ -76,8 +100,13 @@ def build_app(settings: Settings, clock: Clock = system_clock) -> ASGIApp:
             return admin.error_response(
                 "InvalidInstanceID.NotFound", f"The instance ID '{instance_id}' does not exist", 404
             )
-        port = await listeners.port(instance_id)
-        host = request.url.hostname or "127.0.0.1"
+        ended = metadata.ended([instance_id]) if inline else await run_in_threadpool(metadata.ended, [instance_id])
+        if ended:  # a terminated instance never answers again: no listener to open (and to sweep away at once)
+            message = f"The instance '{instance_id}' is terminated and has no metadata service."
+            return admin.error_response("IncorrectInstanceState", message, 400)
+        host, port = await listeners.address(instance_id)
+        if host in ("0.0.0.0", "::"):  # bound to every address: the one the caller reached this server at will do
+            host = request.url.hostname or "127.0.0.1"
         host = f"[{host}]" if ":" in host else host
         return JSONResponse(
             {
@@ -89,7 +118,7 @@ def build_app(settings: Settings, clock: Clock = system_clock) -> ASGIApp:
 
     routes: list[Any] = [
         Route("/_roleport/health", health, methods=["GET"]),
-        *admin.routes(settings, store, clock, propagation),
+        *admin.routes(settings, store, clock, propagation, on_reset=retire_listeners),
         Route("/_roleport/instances/{instance_id}/metadata-endpoint", metadata_endpoint, methods=["GET"]),
         Mount("/console", app=build_console(settings, store, clock)),
     ]
@@ -104,4 +133,20 @@ def build_app(settings: Settings, clock: Clock = system_clock) -> ASGIApp:
         else:
             await site(scope, receive, send)
 
-    return app
+    return limits.BodyLimit(app, too_large)
+
+
+def too_large(scope: Scope) -> limits.Refusal:
+    """Each route's own way of saying a body is too large: the AWS endpoint as AWS does, metadata as IMDS's error
+    page, roleport's JSON routes in their JSON envelope, the console as a page."""
+    path = scope["path"]
+    if path == "/":
+        return limits.Refusal(*AwsEndpoint.too_large(scope))
+    if path.startswith(imds_server.PATH_PREFIX):
+        page = error(413)
+        return limits.Refusal(413, [(b"content-type", page.content_type.encode())], page.body)
+    if path.startswith("/console"):
+        body = b"<!DOCTYPE html><title>413 Request Entity Too Large</title><h1>413 Request Entity Too Large</h1>"
+        return limits.Refusal(413, [(b"content-type", b"text/html; charset=utf-8")], body)
+    response = admin.error_response("RequestEntityTooLargeException", "The request entity is too large.", 413)
+    return limits.Refusal(413, [(b"content-type", b"application/json")], response.body)

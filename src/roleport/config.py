@@ -16,6 +16,9 @@ DEFAULT_REGION = "us-east-1"
 # Expiration is about six hours after LastUpdated); they are rotated before they expire (see imds.py).
 DEFAULT_CREDENTIAL_LIFETIME_SECONDS = 21600
 CREDENTIALS_FILE = "root-credentials.json"
+# How long a request's head and body may take to arrive, from the connection's opening (or the request's first byte
+# on a kept-alive connection) to its last byte, before the connection is closed (limits.py).
+DEFAULT_REQUEST_TIMEOUT_SECONDS = 30.0
 # Quota values are stored in integer columns; nothing real comes near this.
 MAX_QUOTA = 2**31 - 1
 
@@ -89,6 +92,9 @@ class Settings:
     # Where each instance's own metadata listener binds: loopback unless asked, since whoever reaches it gets the
     # instance role's credentials (`--host 0.0.0.0` must not expose them to the network).
     metadata_host: str = "127.0.0.1"
+    # How long a request's head and body may take to arrive before its connection is closed (limits.py), on the
+    # main port and the metadata listeners: a client trickling bytes must not hold a descriptor for good.
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT_SECONDS
 
     @property
     def store_url(self) -> str:

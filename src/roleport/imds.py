@@ -7,7 +7,8 @@ server stands in for many instances, so the address itself must say which instan
 * Path form, on the main port: `http://HOST:PORT/imds/i-0abc.../`. botocore (boto3, the aws CLI) keeps the path of
   `AWS_EC2_METADATA_SERVICE_ENDPOINT` and appends `latest/api/token` etc. to it (botocore.utils.IMDSFetcher).
 * Dedicated form: `http://HOST:PORT2/`, a listener of the instance's own on a port of its own (imds_server.py),
-  opened on demand by `GET /_roleport/instances/{id}/metadata-endpoint` and kept for the server's life. The AWS SDK
+  opened on demand by `GET /_roleport/instances/{id}/metadata-endpoint` and closed once the instance is terminated
+  (or gone after a reset), on Settings.metadata_host (loopback unless asked). The AWS SDK
   for JavaScript v3 keeps only scheme, host and port of the variable: @smithy/credential-provider-imds parses it and
   then sends `{...endpoint, path: "/latest/api/token"}`, replacing whatever path it had. The same holds for any
   client that hard-codes absolute paths, so `roleport exec` hands out this form.
@@ -133,6 +134,23 @@ class MetadataService:
         with self.store.transaction(write=False) as tx:
             row = tx.execute(_INSTANCE, {"id": instance_id}).first()
         return None if row is None else str(row.account_id)
+
+    def ended(self, instance_ids: list[str]) -> list[str]:
+        """Those of the instances that are terminated or no longer exist (a reset, or forgotten an hour after
+        termination): their metadata service will never answer again."""
+        if not instance_ids:
+            return []
+        cutoff = self.clock() - timedelta(seconds=self.settings.state_transition_seconds)
+        with self.store.transaction(write=False) as tx:
+            found = list(
+                tx.execute(
+                    select(instances.c.id, instances.c.state, instances.c.state_since).where(
+                        instances.c.id.in_(instance_ids)
+                    )
+                )
+            )
+        live = {row.id for row in found if INSTANCE.at(row.state, row.state_since, cutoff) != "terminated"}
+        return [instance_id for instance_id in instance_ids if instance_id not in live]
 
     def _instance(self, tx: Tx, instance_id: str, now: datetime) -> SimpleNamespace | None:
         """The instance with what its metadata service knows of its role: its active association, that

@@ -6,7 +6,14 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-_REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed"}
+_REASONS = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    413: "Request Entity Too Large",
+}
 # IMDS answers errors with this page (observed on EC2, e.g. a 404 for a path that does not exist).
 _ERROR_PAGE = """<?xml version="1.0" encoding="iso-8859-1"?>
 <!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Transitional//EN"

@@ -8,12 +8,14 @@ import asyncio
 import functools
 import http
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from urllib.parse import unquote
 
 import h11
 from starlette.types import Receive, Scope, Send
 
+from roleport import limits
+from roleport.config import DEFAULT_REQUEST_TIMEOUT_SECONDS
 from roleport.imds_replies import Reply, error
 
 log = logging.getLogger("roleport.imds")
@@ -62,40 +64,72 @@ class PathEndpoint:
 
 
 class Listeners:
-    """The dedicated listeners: opened on first request for an instance and kept until the server stops."""
+    """The dedicated listeners: opened on first request for an instance, closed once it is terminated (retire) and
+    when the server stops. Each binds `host` (Settings.metadata_host), loopback unless asked: whoever reaches a
+    listener gets the instance role's credentials, so `--host 0.0.0.0` must not put them on the network."""
 
-    def __init__(self, host: str, respond: Respond) -> None:
+    def __init__(
+        self,
+        host: str,
+        respond: Respond,
+        *,
+        request_timeout: float = DEFAULT_REQUEST_TIMEOUT_SECONDS,
+        max_body: int = limits.MAX_BODY_BYTES,
+    ) -> None:
         self.host = host
         self.respond = respond
+        self.request_timeout = request_timeout
+        self.max_body = max_body
         self._servers: dict[str, asyncio.Server] = {}
-        self._writers: set[asyncio.StreamWriter] = set()
+        self._writers: dict[str, set[asyncio.StreamWriter]] = {}
         self._lock = asyncio.Lock()
 
-    async def port(self, instance_id: str) -> int:
-        """The instance's listener port, opening the listener on first use."""
+    async def address(self, instance_id: str) -> tuple[str, int]:
+        """The host and port the instance's listener is bound to, opening the listener on first use."""
         async with self._lock:
             server = self._servers.get(instance_id)
             if server is None:
                 serve = functools.partial(self._connection, instance_id)
                 server = self._servers[instance_id] = await asyncio.start_server(serve, self.host, 0)
-        return int(server.sockets[0].getsockname()[1])
+        host, port = server.sockets[0].getsockname()[:2]
+        return str(host), int(port)
+
+    def open(self) -> list[str]:
+        """The instances that have a listener now."""
+        return list(self._servers)
+
+    async def retire(self, instance_ids: Iterable[str]) -> None:
+        """Close the listeners of these instances and their connections (terminated instances, or gone after a
+        reset): each holds a socket, and a terminated instance never answers again."""
+        names = list(instance_ids)
+        async with self._lock:
+            servers = [server for name in names if (server := self._servers.pop(name, None)) is not None]
+            writers = [writer for name in names for writer in self._writers.pop(name, ())]
+        await self._close(servers, writers)
 
     async def close(self) -> None:
-        servers = list(self._servers.values())
-        self._servers.clear()
+        await self.retire(list(self._servers))
+
+    @staticmethod
+    async def _close(servers: list[asyncio.Server], writers: list[asyncio.StreamWriter]) -> None:
         for server in servers:
             server.close()
-        for writer in list(self._writers):  # keep-alive connections would otherwise hold wait_closed() open
+        for writer in writers:  # kept-alive connections would otherwise hold wait_closed() open
             writer.close()
         for server in servers:
             await server.wait_closed()
 
     async def _connection(self, instance_id: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._writers.add(writer)
+        if instance_id not in self._servers:  # retired while this connection was being accepted
+            writer.close()
+            return
+        self._writers.setdefault(instance_id, set()).add(writer)
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
         try:
-            while await self._exchange(instance_id, conn, reader, writer):
+            fresh = True
+            while await self._exchange(instance_id, conn, reader, writer, fresh):
                 conn.start_next_cycle()
+                fresh = False
         except h11.RemoteProtocolError:
             if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
                 await _send(conn, writer, error(400), head_only=False)
@@ -104,32 +138,63 @@ class Listeners:
         except Exception:
             log.exception("metadata listener for %s failed", instance_id)
         finally:
-            self._writers.discard(writer)
+            self._writers.get(instance_id, set()).discard(writer)
             writer.close()
 
     async def _exchange(
-        self, instance_id: str, conn: h11.Connection, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self,
+        instance_id: str,
+        conn: h11.Connection,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        fresh: bool,
     ) -> bool:
-        """One request and its answer; False when the connection is to be closed."""
-        request = await _next(conn, reader)
+        """One request and its answer; False when the connection is to be closed. The request must arrive whole
+        within the request timeout, counted from the connection's opening or, kept alive, from its first byte."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.request_timeout if fresh else None
+
+        async def next_event() -> object:
+            nonlocal deadline
+            while (event := conn.next_event()) is h11.NEED_DATA:
+                if deadline is None:
+                    data = await asyncio.wait_for(reader.read(65536), KEEP_ALIVE_SECONDS)
+                    deadline = loop.time() + self.request_timeout
+                else:
+                    data = await asyncio.wait_for(reader.read(65536), max(0.0, deadline - loop.time()))
+                conn.receive_data(data)
+            return event
+
+        request = await next_event()
         if not isinstance(request, h11.Request):
             return False
-        while not isinstance(event := await _next(conn, reader), h11.EndOfMessage):  # skip any body
+        headers = _headers(list(request.headers))
+        length = headers.get("content-length", "0")
+        received = 0
+        if not length.isdigit() or int(length) > self.max_body:
+            return await _refuse(conn, writer)
+        while not isinstance(event := await next_event(), h11.EndOfMessage):  # skip any body
             if not isinstance(event, h11.Data):
                 return False
+            received += len(event.data)
+            if received > self.max_body:  # chunked: no length to refuse up front
+                return await _refuse(conn, writer)
         target = request.target.decode("latin-1").split("?", 1)[0]
         method = request.method.decode("latin-1")
-        reply = await self.respond(instance_id, method, unquote(target), _headers(list(request.headers)))
+        reply = await self.respond(instance_id, method, unquote(target), headers)
         if reply is None:
             return False  # the instance is not running: no answer at all
         await _send(conn, writer, reply, head_only=method == "HEAD")
         return conn.our_state is h11.DONE and conn.their_state is h11.DONE
 
 
-async def _next(conn: h11.Connection, reader: asyncio.StreamReader) -> object:
-    while (event := conn.next_event()) is h11.NEED_DATA:
-        conn.receive_data(await asyncio.wait_for(reader.read(65536), KEEP_ALIVE_SECONDS))
-    return event
+async def _refuse(conn: h11.Connection, writer: asyncio.StreamWriter) -> bool:
+    """A body over the limit: answered at once and the connection closed, so the rest is never read."""
+    page = error(413)
+    await _send(
+        conn, writer, Reply(page.status, page.body, page.content_type, (("Connection", "close"),)), head_only=False
+    )
+    return False
 
 
 async def _send(conn: h11.Connection, writer: asyncio.StreamWriter, reply: Reply, *, head_only: bool) -> None:

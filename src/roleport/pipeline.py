@@ -321,3 +321,21 @@ class AwsEndpoint:
         ]
         await send({"type": "http.response.start", "status": status, "headers": response_headers})
         await send({"type": "http.response.body", "body": body})
+
+    @staticmethod
+    def too_large(scope: Scope) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """The answer to a body over the size limit (limits.py), read from the head alone: the service from the
+        signature's scope or the query string, since the body is never read."""
+        headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
+        query = scope.get("query_string", b"").decode("latin-1")
+        try:
+            signed = sigv4.parse(scope["method"], query, headers)
+        except AwsError:
+            signed = None
+        service = spec.detect(signed.service if signed else None, _pairs(query, {}) if query else {})
+        # AWS's common errors, shared by every service's API reference: "RequestEntityTooLargeException - Problems
+        # with the request at the HTTP level. The request entity is too large. HTTP Status Code: 413".
+        failure = AwsError("RequestEntityTooLargeException", "The request entity is too large.", status=413)
+        request_id = _request_id()
+        status, body = xml.serialize_error(service, failure, request_id)
+        return status, [(b"content-type", b"text/xml"), (b"x-amzn-requestid", request_id.encode())], body

@@ -52,6 +52,7 @@ def _form(visit: Visit, *, key: str, error: str | None, status: int) -> Response
 
 
 def signout(visit: Visit) -> Response:
+    visit.console.sessions.end(visit.request.cookies.get(COOKIE))  # server-side, so a copied cookie stops working too
     visit.set_cookie(COOKIE, "", delete=True)
     return visit.redirect("/signin", signed_out="1")
 

@@ -331,6 +331,18 @@ server_secrets = Table(
     Column("value", String(256), nullable=False),
 )
 
+# Console sign-in sessions (console/session.py), by the random id their signed cookie carries. Kept in the store so
+# that signing out ends a session everywhere (a copied cookie stops working) and every server process on the database,
+# before and after a restart, knows the same sessions.
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("access_key_id", String(128), nullable=False),
+    Column("expires", Timestamp, nullable=False),
+    Index("ix_console_sessions_expires", "expires"),
+)
+
 # Bumped by every IAM change, in the change's own transaction: what was derived from IAM state (a principal's
 # parsed policies, a resource's path and tags) stays valid while the counter stands still, so authorization need not
 # read it again on every call.

@@ -1,0 +1,205 @@
+"""What one request may cost the server: how large its body may be, and how long it may take to arrive.
+
+Both are enforced before the application reads anything: a body is refused from its Content-Length (or, sent in
+chunks, as soon as the chunks pass the limit), and a request whose head or body has not fully arrived within the
+timeout has its connection closed, so neither a large upload nor a trickle of bytes can hold memory or descriptors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from roleport.config import DEFAULT_REQUEST_TIMEOUT_SECONDS
+
+# No AWS page states a size limit for the IAM, STS and EC2 query APIs. The largest legitimate request is an IAM call
+# carrying a policy document of the maximum 131,072 characters: policy characters are at most U+00FF (IAM quotas
+# page), two bytes in UTF-8 and six once percent-encoded, so 786,432 bytes, plus the other parameters. 1 MiB holds
+# that with room to spare, and is the console's own form limit (console/web.py).
+MAX_BODY_BYTES = 1 << 20
+# A request's line and headers: SigV4's headers with a session token (a few KB) fit many times over; the metadata
+# listeners allow 16 KiB (imds_server.MAX_HEAD_BYTES), and the console's cookies are small.
+MAX_HEAD_BYTES = 64 * 1024
+
+
+class Refusal(NamedTuple):
+    """The answer to a request that is too large: status, headers (lower-case byte names), body."""
+
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+
+
+class BodyTooLarge(Exception):
+    """Raised from `receive` inside the application once a chunked body passes the limit; BodyLimit answers it."""
+
+
+class BodyLimit:
+    """ASGI wrapper refusing bodies over `limit` bytes with the answer `refusal(scope)` and closing the connection,
+    so the rest of the body is never read.
+
+    A declared length is checked before the application runs; the server then delivers no more than it declares, so
+    such a request passes through untouched (the common case costs one scan of the headers). A chunked body is
+    counted as the application receives it: past the limit `receive` raises, and the refusal replaces whatever the
+    application would answer. A chunked body the application answered without reading to its end also closes the
+    connection, since the server would otherwise go on reading (and discarding) it to reach the next request."""
+
+    def __init__(self, app: ASGIApp, refusal: Callable[[Scope], Refusal], limit: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.refusal = refusal
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared, chunked = _framing(scope)
+        if declared is not None and declared > self.limit:
+            await self._refuse(scope, send)
+        elif not chunked:
+            await self.app(scope, receive, send)
+        else:
+            await self._counted(scope, receive, send)
+
+    async def _counted(self, scope: Scope, receive: Receive, send: Send) -> None:
+        state = _Reading()
+
+        async def limited_receive() -> Message:
+            message = await receive()
+            if message["type"] == "http.request":
+                state.received += len(message.get("body", b""))
+                state.more = bool(message.get("more_body", False))
+                if state.received > self.limit:
+                    state.refused = True
+                    raise BodyTooLarge
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            if state.refused:
+                return  # the refusal goes out instead (a framework may try to answer the exception with a 500)
+            if message["type"] == "http.response.start" and state.more:
+                message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
+            state.started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, guarded_send)
+        except BodyTooLarge:
+            pass
+        except Exception:
+            if not state.refused:
+                raise
+        if state.refused and not state.started:
+            await self._refuse(scope, send)
+
+    async def _refuse(self, scope: Scope, send: Send) -> None:
+        answer = self.refusal(scope)
+        headers = [
+            *answer.headers,
+            (b"content-length", str(len(answer.body)).encode()),
+            (b"connection", b"close"),  # the server then closes the connection instead of reading the body
+        ]
+        await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+        await send({"type": "http.response.body", "body": answer.body})
+
+
+class _Reading:
+    __slots__ = ("more", "received", "refused", "started")
+
+    def __init__(self) -> None:
+        self.received = 0
+        self.more = True  # a chunked body has more to come until a message says otherwise
+        self.refused = False
+        self.started = False
+
+
+def _framing(scope: Scope) -> tuple[int | None, bool]:
+    """The declared Content-Length (None without one) and whether the body is chunked."""
+    declared, chunked = None, False
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            text = value.decode("latin-1").strip()
+            # uvicorn's parser refuses a malformed length before the application sees it; refuse one anyway.
+            declared = int(text) if text.isdigit() else sys.maxsize
+        elif name == b"transfer-encoding":
+            chunked = b"chunked" in value.lower()
+    return declared, chunked
+
+
+def http_protocol(request_timeout: float = DEFAULT_REQUEST_TIMEOUT_SECONDS) -> type[asyncio.Protocol]:
+    """uvicorn's httptools protocol with a deadline for each request to arrive whole and a bound on its head, for
+    `uvicorn.Config(http=...)`.
+
+    uvicorn bounds only the idle time between kept-alive requests (timeout_keep_alive), and even that only after a
+    first response: a connection that sends nothing, or half a request, or a body a byte at a time, is held for good.
+    Here a timer runs from the connection's opening, and again from each later request's first byte, until the
+    request's last byte; if it fires first the connection is closed. Nor does httptools bound a request's head (its
+    parser gathers a header of any length before handing it on), so the bytes received while a head is incomplete
+    are counted, and past MAX_HEAD_BYTES the request is refused with 431 and the connection closed."""
+
+    class TimedHttpToolsProtocol(HttpToolsProtocol):
+        timeout = request_timeout
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._arrival: asyncio.TimerHandle | None = None
+            self._head_pending = True
+            self._head_bytes = 0
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if self._head_pending and not self.transport.is_closing():
+                # Counted after parsing, so a head completed by this data is not counted against itself; what one
+                # read can add beyond the limit is bounded by the read size.
+                self._head_bytes += len(data)
+                if self._head_bytes > MAX_HEAD_BYTES:
+                    self.transport.write(_HEAD_TOO_LARGE)
+                    self.transport.close()
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            if self._arrival is None:
+                self._arm()
+
+        def on_headers_complete(self) -> None:
+            self._head_pending = False
+            super().on_headers_complete()
+
+        def on_message_complete(self) -> None:
+            self._disarm()
+            self._head_pending, self._head_bytes = True, 0
+            super().on_message_complete()
+
+        def _arm(self) -> None:
+            self._arrival = self.loop.call_later(self.timeout, self._too_slow)
+
+        def _disarm(self) -> None:
+            if self._arrival is not None:
+                self._arrival.cancel()
+                self._arrival = None
+
+        def _too_slow(self) -> None:
+            self._arrival = None
+            if not self.transport.is_closing():
+                self.transport.close()
+
+    return TimedHttpToolsProtocol
+
+
+_HEAD_TOO_LARGE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain; charset=utf-8\r\n"
+    b"content-length: 37\r\nconnection: close\r\n\r\nThe request's headers are too large.\n"
+)
