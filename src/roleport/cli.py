@@ -23,6 +23,7 @@ from roleport.config import (
     DEFAULT_CREDENTIAL_LIFETIME_SECONDS,
     DEFAULT_PORT,
     DEFAULT_REGION,
+    DEFAULT_REQUEST_TIMEOUT_SECONDS,
     QUOTA_NAMES,
     ConfigError,
     Settings,
@@ -139,6 +140,14 @@ def _server_options(command: Callable[..., Any]) -> Callable[..., Any]:
                 "--association-delay", "Seconds an instance's association change takes to reach its metadata service."
             ),
             click.option(
+                "--request-timeout",
+                envvar="ROLEPORT_REQUEST_TIMEOUT",
+                default=DEFAULT_REQUEST_TIMEOUT_SECONDS,
+                show_default=True,
+                type=click.FloatRange(min=0, min_open=True, max=86400),
+                help="Seconds a request's headers and body may take to arrive before its connection is closed.",
+            ),
+            click.option(
                 "--quota",
                 "quotas",
                 envvar="ROLEPORT_QUOTAS",
@@ -167,6 +176,7 @@ def _settings(
     propagation_delay: float = 0.0,
     propagation_jitter: float = 0.0,
     association_delay: float = 0.0,
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT_SECONDS,
 ) -> Settings:
     if bool(root_access_key) != bool(root_secret_key):
         raise click.UsageError("--root-access-key and --root-secret-key go together")
@@ -194,6 +204,7 @@ def _settings(
         propagation_delay=propagation_delay,
         propagation_jitter=propagation_jitter,
         association_delay=association_delay,
+        request_timeout=request_timeout,
     )
 
 
@@ -325,6 +336,7 @@ def serve(access_log: bool, read_cache: bool, **options: Any) -> None:
         )
 
     from roleport import access_log as logging_
+    from roleport import limits
     from roleport.app import build_app
 
     app = build_app(settings)
@@ -338,7 +350,7 @@ def serve(access_log: bool, read_cache: bool, **options: Any) -> None:
         access_log=False,  # uvicorn's line lacks the action and request id; access_log.py writes them
         log_level="warning",
         lifespan="on",
-        http="auto",
+        http=limits.http_protocol(settings.request_timeout),  # a deadline for each request to arrive (limits.py)
         loop="auto",
         # aws:SourceIp is the peer's address, as AWS takes it; with uvicorn's default, any local caller could set
         # it with an X-Forwarded-For header, since loopback counts as a trusted proxy.

@@ -150,6 +150,7 @@ def http_protocol(request_timeout: float = DEFAULT_REQUEST_TIMEOUT_SECONDS) -> t
             self._arrival: asyncio.TimerHandle | None = None
             self._head_pending = True
             self._head_bytes = 0
+            self._heads_done = 0
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
@@ -160,10 +161,12 @@ def http_protocol(request_timeout: float = DEFAULT_REQUEST_TIMEOUT_SECONDS) -> t
             super().connection_lost(exc)
 
         def data_received(self, data: bytes) -> None:
+            waiting, heads = self._head_pending, self._heads_done
             super().data_received(data)
-            if self._head_pending and not self.transport.is_closing():
-                # Counted after parsing, so a head completed by this data is not counted against itself; what one
-                # read can add beyond the limit is bounded by the read size.
+            # Only a read that found a head unfinished and left it so counts: one that completed a head (or a whole
+            # message, with a body the head-size bound must not see) does not; what a read that starts another head
+            # can add beyond the limit is bounded by the read size.
+            if waiting and self._heads_done == heads and not self.transport.is_closing():
                 self._head_bytes += len(data)
                 if self._head_bytes > MAX_HEAD_BYTES:
                     self.transport.write(_HEAD_TOO_LARGE)
@@ -176,6 +179,7 @@ def http_protocol(request_timeout: float = DEFAULT_REQUEST_TIMEOUT_SECONDS) -> t
 
         def on_headers_complete(self) -> None:
             self._head_pending = False
+            self._heads_done += 1
             super().on_headers_complete()
 
         def on_message_complete(self) -> None:

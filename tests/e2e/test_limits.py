@@ -7,7 +7,6 @@ import http.client
 import json
 import os
 import socket
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -271,35 +270,13 @@ def test_listeners_bind_loopback_even_when_the_server_binds_every_address(
 
 # --- 2. requests must arrive in time --------------------------------------------------------------------------------
 
-# What cli.py's `serve` does once it passes the request timeout (Settings.request_timeout) to uvicorn, in the form
-# the lead wires it: uvicorn.Config(..., http=limits.http_protocol(settings.request_timeout)).
-_SERVE = """
-import sys
-from pathlib import Path
-import uvicorn
-from roleport import limits
-from roleport.app import build_app
-from roleport.config import Settings
-port, data_dir, timeout = int(sys.argv[1]), Path(sys.argv[2]), float(sys.argv[3])
-data_dir.mkdir(parents=True, exist_ok=True)
-settings = Settings(port=port, data_dir=data_dir, root_access_key="test", root_secret_key="test",
-                    state_transition_seconds=0, request_timeout=timeout)
-config = uvicorn.Config(build_app(settings), host=settings.host, port=port, log_level="warning", lifespan="on",
-                        proxy_headers=False, http=limits.http_protocol(settings.request_timeout))
-uvicorn.Server(config).run()
-"""
-
 TIMEOUT = 2.0  # long enough for 40 connections to open on a loaded machine before the first is closed
-
-
-class TimedServer(Server):
-    def command(self) -> list[str]:
-        return [sys.executable, "-c", _SERVE, str(self.port), str(self.data_dir), str(TIMEOUT)]
 
 
 @pytest.fixture
 def timed(tmp_path: Path) -> Iterator[Server]:
-    running = TimedServer(data_dir=tmp_path / "data").start()
+    args = ["--request-timeout", str(TIMEOUT), "--state-transition-seconds", "0"]
+    running = Server(data_dir=tmp_path / "data", extra_args=args).start()
     yield running
     running.stop()
 
