@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable, Hashable, Iterator
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy import Engine, Table, bindparam, create_engine, event, select
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.sql import ClauseElement
 
@@ -22,6 +22,7 @@ from roleport.store.statements import Prepared as Prepared  # handlers take the 
 from roleport.store.statements import Row as Row
 
 _MISSING = object()
+_LOCKS: dict[str, tuple[Prepared, str]] = {}  # Tx.lock_owner's statement for each owner table, and its key's name
 
 
 class Result:
@@ -128,6 +129,26 @@ class Tx:
             self.execute(statement, params)
         except self.integrity_error:
             raise (error if isinstance(error, AwsError) else error()) from None
+
+    def lock_owner(self, table: Table, row: Row) -> Row | None:
+        """Hold a row that owns others (a role its tags and policies, a policy its versions...) until the transaction
+        ends, and return it as it now is; None when a writer that held it first deleted it.
+
+        Every read-modify-write of what the row owns (count then insert, delete then insert) takes this first, so
+        concurrent writers of one owner run one after another and each counts what the ones before it committed.
+        On SQLite that is already so: a write transaction begins with BEGIN IMMEDIATE, which holds the database's one
+        write lock until it ends, so the row the caller read in this transaction is current and nothing is run. On
+        PostgreSQL, SELECT … FOR UPDATE; under READ COMMITTED each later statement then sees what the writer that
+        held the row before committed, so the row itself is read again here."""
+        if self.dialect.name == "sqlite":
+            return row
+        found = _LOCKS.get(table.name)
+        if found is None:
+            [key] = table.primary_key.columns  # owners have a key of one column
+            lock = Prepared(select(table).where(key == bindparam("key")).with_for_update())
+            found = _LOCKS[table.name] = (lock, key.key)
+        statement, key_name = found
+        return self.execute(statement, {"key": getattr(row, key_name)}).first()
 
     def _execute_many(self, statement: ClauseElement | Prepared, params: list[dict[str, Any]]) -> Result:
         if not params:
