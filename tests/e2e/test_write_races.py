@@ -26,6 +26,7 @@ from tests.conftest import EC2_TRUST, ROOT_KEY, ROOT_SECRET, Server, postgres_da
 
 pytestmark = pytest.mark.postgresql
 
+AMI = "ami-0abcdef1234567890"
 WORKERS = 12
 DOCUMENT = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]})
 TAG_QUOTA, VERSION_QUOTA, ATTACHED_QUOTA, KEY_QUOTA = 50, 5, 10, 2
@@ -329,3 +330,40 @@ def _role_churn(c: list[Any], role: str, profile: str, arn: str) -> list[Callabl
         lambda: c[4].add_role_to_instance_profile(InstanceProfileName=profile, RoleName=role),
         lambda: c[5].delete_instance_profile(InstanceProfileName=profile),
     ]
+
+
+# ---------------------------------------------------------------------------------------------- associations
+
+
+def test_replace_and_disassociate_races_have_one_winner(clients: Clients, name: Any) -> None:
+    iam, ec2 = clients("iam"), clients("ec2")
+    for profile in ("a", "b"):
+        iam.create_instance_profile(InstanceProfileName=name(profile))
+    for _ in range(3):
+        launched = ec2.run_instances(ImageId=AMI, MinCount=1, MaxCount=1, IamInstanceProfile={"Name": name("a")})[
+            "Instances"
+        ][0]
+        instance_id = launched["InstanceId"]
+        filters = [{"Name": "instance-id", "Values": [instance_id]}]
+        [old] = ec2.describe_iam_instance_profile_associations(Filters=filters)["IamInstanceProfileAssociations"]
+        calls = _replace_or_disassociate(clients, old["AssociationId"], {"Name": name("b")})
+        # The states settle at once and both clocks stand still, so the loser finds the old association already
+        # disassociated, on either store: the answer a call made after the winner gets.
+        assert race(calls) == Counter({"ok": 1, "InvalidAssociationID.NotFound": 11})
+        active = ec2.describe_iam_instance_profile_associations(Filters=filters)["IamInstanceProfileAssociations"]
+        assert len(active) <= 1 and all(a["AssociationId"] != old["AssociationId"] for a in active)
+
+
+def _replace_or_disassociate(clients: Clients, association_id: str, spec: dict[str, str]) -> list[Callable[[], Any]]:
+    calls: list[Callable[[], Any]] = []
+    for i in range(12):
+        ec2 = clients("ec2", i)
+        if i % 4 == 3:
+            calls.append(lambda ec2=ec2: ec2.disassociate_iam_instance_profile(AssociationId=association_id))
+        else:
+            calls.append(
+                lambda ec2=ec2: ec2.replace_iam_instance_profile_association(
+                    AssociationId=association_id, IamInstanceProfile=spec
+                )
+            )
+    return calls
