@@ -12,6 +12,7 @@ import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -58,15 +59,41 @@ def _start_two(data: Path, url: str) -> Iterator[list[Server]]:
             server.stop()
 
 
+@contextmanager
+def _new_store(store: str, data: Path) -> Iterator[str]:
+    """The URL of a new SQLite file or PostgreSQL database (dropped afterwards)."""
+    if store == "sqlite":
+        yield f"sqlite:///{data / 'shared.db'}"
+        return
+    databases = postgres_database()
+    try:
+        yield next(databases)
+    finally:
+        databases.close()  # drops it
+
+
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def servers(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Server]]:
     """Two server processes on one store."""
     data = tmp_path_factory.mktemp(f"races-{request.param}")
-    if request.param == "sqlite":
-        yield from _start_two(data, f"sqlite:///{data / 'shared.db'}")
-    else:
-        for url in postgres_database():  # one database, dropped when the loop ends after the servers stop
-            yield from _start_two(data, url)
+    with _new_store(request.param, data) as url:
+        yield from _start_two(data, url)
+
+
+@pytest.mark.parametrize("store", ["sqlite", "postgresql"])
+def test_two_servers_starting_together_on_a_new_store_both_start(tmp_path: Path, store: str) -> None:
+    """Both make the schema, seed AWS's managed policies and count the account's entities at once."""
+    with _new_store(store, tmp_path) as url:
+        servers = [Server(data_dir=tmp_path / f"data{index}", database_url=url) for index in range(2)]
+        try:
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                started = list(pool.map(lambda server: server.start().health()["status"], servers))
+            assert started == ["ok", "ok"]
+            listed = [server.client("iam").list_policies(Scope="AWS", MaxItems=1000)["Policies"] for server in servers]
+            assert listed[0] == listed[1] and listed[0]
+        finally:
+            for server in servers:
+                server.stop()
 
 
 class Clients:

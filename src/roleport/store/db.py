@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable, Hashable, Iterator
 from typing import Any
 
-from sqlalchemy import Engine, Table, bindparam, create_engine, event, select
+from sqlalchemy import Engine, Table, bindparam, create_engine, event, func, select
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.sql import ClauseElement
 
@@ -23,6 +23,10 @@ from roleport.store.statements import Row as Row
 
 _MISSING = object()
 _LOCKS: dict[str, tuple[Prepared, str]] = {}  # Tx.lock_owner's statement for each owner table, and its key's name
+# The PostgreSQL advisory lock one-time setup holds (the schema, the seeded rows, a reset), so that server processes
+# starting together on one database set it up one after another instead of failing on each other's rows; any
+# constant of roleport's own ("roleport" in ASCII).
+SETUP_LOCK = 0x726F6C65706F7274
 
 
 class Result:
@@ -210,8 +214,14 @@ class Store:
         self._wal_index_lock = threading.Lock()
 
     def create(self) -> None:
-        """Create missing tables and record the schema version, so a later version can migrate it."""
-        with self.engine.begin() as conn:
+        """Create missing tables and record the schema version, so a later version can migrate it.
+
+        Another server process may be doing the same on the same database: on PostgreSQL the setup lock makes it
+        wait, then find the tables made; on SQLite the write lock, taken at BEGIN (a deferred BEGIN would fail to
+        upgrade its read to a write once the other process had written)."""
+        with self.engine.connect().execution_options(sqlite_immediate=True) as conn, conn.begin():
+            if self.kind == "postgresql":
+                conn.execute(select(func.pg_advisory_xact_lock(SETUP_LOCK)))
             schema.metadata.create_all(conn)
             found = conn.execute(
                 select(schema.schema_info.c.value).where(schema.schema_info.c.key == "schema_version")
@@ -277,6 +287,13 @@ class Store:
         if self._wal_index is not None and self._wal_index >= 0:
             wal_index.release(self._wal_index)  # only now, with this store's connections closed (wal_index.py)
         self._wal_index = None
+
+
+def hold_setup_lock(tx: Tx) -> None:
+    """Hold the setup lock (SETUP_LOCK) for the rest of a write transaction that seeds or resets the store. Nothing
+    to do on SQLite, whose write transactions already hold its one write lock from BEGIN IMMEDIATE."""
+    if tx.dialect.name == "postgresql":
+        tx.execute(select(func.pg_advisory_xact_lock(SETUP_LOCK)))
 
 
 class _OneStatementTx(Tx):
@@ -367,6 +384,6 @@ def _engine(url: str, kind: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("sqlite_immediate") else "BEGIN")
 
     return engine
