@@ -17,10 +17,11 @@ policies = schema.policies
 
 
 def attach(ctx: Ctx, link: Table, owner: str, owner_id: str, arn: str, quota: int, quota_name: str) -> None:
-    """Attach a managed policy; the caller holds the principal (locked), so the count is final. The policy is held
-    too, after the principal (always in that order): a DeletePolicy then either sees this attachment or has already
-    removed the policy, which is NoSuchEntity here rather than a broken foreign key."""
-    policy = find_policy(ctx, arn, lock=True)
+    """Attach a managed policy; the caller holds the principal (locked), so the count is final. The policy is kept
+    from being deleted too (a shared hold, so attaching one policy to many principals at once need not queue): a
+    DeletePolicy then either sees this attachment or has already removed the policy, which is NoSuchEntity here
+    rather than a broken foreign key."""
+    policy = find_policy(ctx, arn, lock=True, shared=True)
     already = ctx.tx.execute(
         select(link.c[owner]).where(link.c[owner] == owner_id, link.c.policy_id == policy.id)
     ).first()

@@ -52,11 +52,12 @@ def find_profile(tx: Tx, account_id: str, name: str, *, lock: bool = False) -> R
     return locked(tx, schema.instance_profiles, row, lambda: _no_such_profile(name)) if lock else row
 
 
-def locked(tx: Tx, table: Table, row: Row, missing: AwsError | Callable[[], AwsError]) -> Row:
+def locked(tx: Tx, table: Table, row: Row, missing: AwsError | Callable[[], AwsError], *, shared: bool = False) -> Row:
     """The owner row, held until the transaction ends (Tx.lock_owner) so that concurrent calls changing what it owns
     (tags, policies, versions, keys, its role) run one at a time and none exceeds a quota or trips on another's row.
-    A writer that held it first may have deleted it: the caller is then told the owner does not exist."""
-    found = tx.lock_owner(table, row)
+    A writer that held it first may have deleted it: the caller is then told the owner does not exist. `shared`
+    only keeps it from being deleted meanwhile (Tx.lock_owner)."""
+    found = tx.lock_owner(table, row, shared=shared)
     if found is None:
         raise missing if isinstance(missing, AwsError) else missing()
     return found

@@ -32,9 +32,9 @@ def _no_such_policy(arn: str) -> AwsError:
     return AwsError("NoSuchEntity", f"Policy {arn} does not exist or is not attachable.")
 
 
-def find_policy(ctx: Ctx, arn: str, *, lock: bool = False) -> Row:
+def find_policy(ctx: Ctx, arn: str, *, lock: bool = False, shared: bool = False) -> Row:
     """The policy; with lock, held for the rest of the transaction (iam_common.locked) and read as it then is, for
-    calls that change its versions, attach it or delete it."""
+    calls that change its versions or delete it; with shared too, only kept from being deleted, for attaching it."""
     if not _POLICY_ARN.fullmatch(arn):
         raise AwsError("InvalidInput", f"ARN {arn} is not valid.")
     row = ctx.tx.execute(select(policies).where(policies.c.arn == arn)).first()
@@ -44,7 +44,7 @@ def find_policy(ctx: Ctx, arn: str, *, lock: bool = False) -> Row:
     # AWS's own policies never change or go (UnmodifiableEntity), so there is nothing to wait for.
     if not lock or row.account_id == AWS_ACCOUNT:
         return row
-    return iam_common.locked(ctx.tx, policies, row, lambda: _no_such_policy(arn))
+    return iam_common.locked(ctx.tx, policies, row, lambda: _no_such_policy(arn), shared=shared)
 
 
 def default_document(ctx: Ctx, policy: Row) -> str:

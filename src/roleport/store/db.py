@@ -22,7 +22,8 @@ from roleport.store.statements import Prepared as Prepared  # handlers take the 
 from roleport.store.statements import Row as Row
 
 _MISSING = object()
-_LOCKS: dict[str, tuple[Prepared, str]] = {}  # Tx.lock_owner's statement for each owner table, and its key's name
+# Tx.lock_owner's statement for each owner table (and strength of lock), and the name of the table's key.
+_LOCKS: dict[tuple[str, bool], tuple[Prepared, str]] = {}
 # The PostgreSQL advisory lock one-time setup holds (the schema, the seeded rows, a reset), so that server processes
 # starting together on one database set it up one after another instead of failing on each other's rows; any
 # constant of roleport's own ("roleport" in ASCII).
@@ -134,7 +135,7 @@ class Tx:
         except self.integrity_error:
             raise (error if isinstance(error, AwsError) else error()) from None
 
-    def lock_owner(self, table: Table, row: Row) -> Row | None:
+    def lock_owner(self, table: Table, row: Row, *, shared: bool = False) -> Row | None:
         """Hold a row that owns others (a role its tags and policies, a policy its versions...) until the transaction
         ends, and return it as it now is; None when a writer that held it first deleted it.
 
@@ -143,14 +144,19 @@ class Tx:
         On SQLite that is already so: a write transaction begins with BEGIN IMMEDIATE, which holds the database's one
         write lock until it ends, so the row the caller read in this transaction is current and nothing is run. On
         PostgreSQL, SELECT … FOR UPDATE; under READ COMMITTED each later statement then sees what the writer that
-        held the row before committed, so the row itself is read again here."""
+        held the row before committed, so the row itself is read again here.
+
+        `shared` holds the row only against deletion (FOR KEY SHARE), for a caller that refers to it without changing
+        what it owns (attaching a policy): such callers do not wait for each other, nor make a writer of the row that
+        already holds it wait for them."""
         if self.dialect.name == "sqlite":
             return row
-        found = _LOCKS.get(table.name)
+        found = _LOCKS.get((table.name, shared))
         if found is None:
             [key] = table.primary_key.columns  # owners have a key of one column
-            lock = Prepared(select(table).where(key == bindparam("key")).with_for_update())
-            found = _LOCKS[table.name] = (lock, key.key)
+            query = select(table).where(key == bindparam("key"))
+            lock = Prepared(query.with_for_update(read=True, key_share=True) if shared else query.with_for_update())
+            found = _LOCKS[(table.name, shared)] = (lock, key.key)
         statement, key_name = found
         return self.execute(statement, {"key": getattr(row, key_name)}).first()
 
