@@ -60,12 +60,12 @@ def _find_locked(ctx: Ctx, association_id: str, allowed: tuple[str, ...], states
     """The association, with its instance locked (in the allowed states), read again under that lock.
 
     The first read only says which instance to lock. A concurrent Replace or Disassociate of the same association
-    may commit while this call waits for the lock (PostgreSQL; SQLite runs writers one at a time), so the loser must
-    judge the association as it is after the winner, as SQLite's would and as a call made after the winner does:
-    once it has settled into disassociated it is gone (InvalidAssociationID.NotFound, as DescribeIamInstance-
-    ProfileAssociations answers for it); while it is still disassociating it is not the active association
-    (IncorrectState, which AWS answers a Replace of an association that is not the active one: aws/aws-cli#5251).
-    Judging the first read instead answered IncorrectState on PostgreSQL where SQLite answered NotFound."""
+    may commit while this call waits for the lock (PostgreSQL; SQLite runs writers one at a time), so the loser
+    judges the association as it is after the winner, as on SQLite and as a call made after the winner would: once
+    it has settled into disassociated it is gone (InvalidAssociationID.NotFound, as Describe answers for it); while
+    it is still disassociating it is no longer the active association (IncorrectState, AWS's answer to a Replace of
+    an association that is not the active one: aws/aws-cli#5251). Judging the first read instead answered
+    IncorrectState on PostgreSQL where SQLite answered NotFound."""
     first = _find(ctx, association_id)
     _locked_instance(ctx, first.instance_id, allowed, states)
     return _find(ctx, association_id)
