@@ -23,7 +23,7 @@ from roleport.config import Settings
 from roleport.errors import AwsError
 from roleport.services import iam_common, iam_policies
 from roleport.store import journal, schema
-from roleport.store.db import Store
+from roleport.store.db import Store, hold_setup_lock
 
 Clock = Callable[[], datetime]
 # What a reset keeps: the schema's version, the server's own secrets (IMDS token key), the counters, which only
@@ -82,6 +82,7 @@ def routes(
 
         def work() -> None:
             with store.transaction(write=True, journaled=False) as tx:
+                hold_setup_lock(tx)  # so a reset and another process's start-up seeding cannot interleave
                 for table in reversed(schema.metadata.sorted_tables):
                     if table.name not in _KEPT:
                         tx.execute(delete(table))

@@ -26,7 +26,7 @@ from roleport.pipeline import AwsEndpoint, Clock, Pipeline, system_clock
 from roleport.protocol import spec
 from roleport.services import iam_common, iam_policies
 from roleport.store import journal
-from roleport.store.db import Store
+from roleport.store.db import Store, hold_setup_lock
 
 log = logging.getLogger("roleport")
 # How often the server looks for terminated instances whose metadata listeners are still open.
@@ -72,6 +72,7 @@ def build_app(settings: Settings, clock: Clock = system_clock) -> ASGIApp:
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         store.create()
         with store.transaction(write=True, journaled=False) as tx:
+            hold_setup_lock(tx)  # another process starting on the database may be seeding it too
             iam_policies.seed_aws_managed_policies(tx)
             iam_common.ensure_counters(tx, settings.account_id)
         metadata.load_key()

@@ -303,6 +303,25 @@ def test_replace_makes_a_new_association_and_ends_the_old(ec2_slow: Any, iam_slo
     eventually(lambda: [a["AssociationId"] for a in associations_of(ec2, instance_id)], [replacement["AssociationId"]])
 
 
+def test_replacing_a_replaced_association_is_incorrect_state(ec2_slow: Any, iam_slow: Any, name: Any) -> None:
+    ec2, iam = ec2_slow, iam_slow
+    make_profile(iam, name("first"))
+    make_profile(iam, name("second"))
+    instance_id = running(ec2)
+    old = ec2.associate_iam_instance_profile(InstanceId=instance_id, IamInstanceProfile={"Name": name("first")})
+    old_id = old["IamInstanceProfileAssociation"]["AssociationId"]
+    ec2.replace_iam_instance_profile_association(AssociationId=old_id, IamInstanceProfile={"Name": name("second")})
+    # Still disassociating: no longer the active association, as AWS words it (aws/aws-cli#5251).
+    error = error_of(
+        ec2.replace_iam_instance_profile_association, AssociationId=old_id, IamInstanceProfile={"Name": name("first")}
+    )
+    assert error == {
+        "Code": "IncorrectState",
+        "Message": f"The association {old_id} is not the active association",
+        "Status": 400,
+    }
+
+
 def test_replace_needs_a_running_instance(ec2_now: Any, iam_now: Any, name: Any) -> None:
     make_profile(iam_now, name("a"))
     make_profile(iam_now, name("b"))

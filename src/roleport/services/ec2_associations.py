@@ -56,22 +56,43 @@ def _find(ctx: Ctx, association_id: str) -> Row:
     return row
 
 
+def _find_locked(ctx: Ctx, association_id: str, allowed: tuple[str, ...], states: str) -> Row:
+    """The association, with its instance locked (in the allowed states), read again under that lock.
+
+    The first read only says which instance to lock. A concurrent Replace or Disassociate of the same association
+    may commit while this call waits for the lock (PostgreSQL; SQLite runs writers one at a time), so the loser
+    judges the association as it is after the winner, as on SQLite and as a call made after the winner would: once
+    it has settled into disassociated it is gone (InvalidAssociationID.NotFound, as Describe answers for it); while
+    it is still disassociating it is no longer the active association (IncorrectState, AWS's answer to a Replace of
+    an association that is not the active one: aws/aws-cli#5251). Judging the first read instead answered
+    IncorrectState on PostgreSQL where SQLite answered NotFound."""
+    first = _find(ctx, association_id)
+    _locked_instance(ctx, first.instance_id, allowed, states)
+    return _find(ctx, association_id)
+
+
 def _not_active(association_id: str) -> AwsError:
     return AwsError(
         "IncorrectState", f"The association '{association_id}' is not in a valid state for this operation.", status=400
     )
 
 
-def _end(ctx: Ctx, row: Row) -> None:
+def _not_the_active(association_id: str) -> AwsError:
+    # AWS's answer to ReplaceIamInstanceProfileAssociation on an association that is not the instance's active one
+    # (aws/aws-cli#5251).
+    return AwsError("IncorrectState", f"The association {association_id} is not the active association", status=400)
+
+
+def _end(ctx: Ctx, row: Row, refused: AwsError) -> None:
     """associating/associated → disassociating. Conditional on still being active, so of two concurrent callers
-    only one ends it; the other is told the association is no longer in a state to change."""
+    only one ends it; the other is refused (the association is no longer in a state to change)."""
     ended = ctx.tx.execute(
         update(associations)
         .where(associations.c.id == row.id, associations.c.active_instance_id.is_not(None))
         .values(state="disassociating", state_since=ctx.now, active_instance_id=None)
     )
     if ended.rowcount != 1:
-        raise _not_active(row.id)
+        raise refused
 
 
 def _out(row: Row, state: str) -> dict[str, Any]:
@@ -93,13 +114,12 @@ def associate_iam_instance_profile(ctx: Ctx, p: Params) -> dict[str, Any]:
 
 @operation("ec2", "ReplaceIamInstanceProfileAssociation")
 def replace_iam_instance_profile_association(ctx: Ctx, p: Params) -> dict[str, Any]:
-    old = _find(ctx, p["AssociationId"])
     # ReplaceIamInstanceProfileAssociation reference: "for the specified running instance".
-    _locked_instance(ctx, old.instance_id, ("running",), "'running' state")
+    old = _find_locked(ctx, p["AssociationId"], ("running",), "'running' state")
     profile = ec2_common.resolve_profile(ctx, p["IamInstanceProfile"])
     # AWS: replace rather than disassociate + associate, so the instance is never without credentials; the new
     # association gets a new id (ReplaceIamInstanceProfileAssociation sample response).
-    _end(ctx, old)
+    _end(ctx, old, _not_the_active(old.id))
     made = ec2_common.start_association(ctx, old.instance_id, profile)
     out = association_out(made["id"], old.instance_id, profile.arn, profile.id, "associating", ctx.now)
     return {"IamInstanceProfileAssociation": out}
@@ -107,10 +127,9 @@ def replace_iam_instance_profile_association(ctx: Ctx, p: Params) -> dict[str, A
 
 @operation("ec2", "DisassociateIamInstanceProfile")
 def disassociate_iam_instance_profile(ctx: Ctx, p: Params) -> dict[str, Any]:
-    old = _find(ctx, p["AssociationId"])
     # DisassociateIamInstanceProfile reference: "from a running or stopped instance".
-    _locked_instance(ctx, old.instance_id, ("running", "stopped"), "'running' or 'stopped' states")
-    _end(ctx, old)
+    old = _find_locked(ctx, p["AssociationId"], ("running", "stopped"), "'running' or 'stopped' states")
+    _end(ctx, old, _not_active(old.id))
     # The reference's sample response carries no timestamp.
     out = association_out(old.id, old.instance_id, old.profile_arn, old.profile_id, "disassociating", None)
     return {"IamInstanceProfileAssociation": out}

@@ -65,7 +65,7 @@ def create_access_key(ctx: Ctx, p: Params) -> dict[str, Any]:
     user = target_user(ctx, p.get("UserName"))
     if user is None:
         raise _root_keys()
-    lock_user(ctx.tx, user)  # so two concurrent calls cannot both see one key and make a third
+    user = lock_user(ctx.tx, user)  # so two concurrent calls cannot both see one key and make a third
     count = ctx.tx.execute(select(func.count()).select_from(keys).where(keys.c.user_id == user.id)).scalar_one()
     if count >= ACCESS_KEYS_PER_USER:
         raise AwsError("LimitExceeded", f"Cannot exceed quota for AccessKeysPerUser: {ACCESS_KEYS_PER_USER}")

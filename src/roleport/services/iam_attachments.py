@@ -17,7 +17,11 @@ policies = schema.policies
 
 
 def attach(ctx: Ctx, link: Table, owner: str, owner_id: str, arn: str, quota: int, quota_name: str) -> None:
-    policy = find_policy(ctx, arn)
+    """Attach a managed policy; the caller holds the principal (locked), so the count is final. The policy is kept
+    from being deleted too (a shared hold, so attaching one policy to many principals at once need not queue): a
+    DeletePolicy then either sees this attachment or has already removed the policy, which is NoSuchEntity here
+    rather than a broken foreign key."""
+    policy = find_policy(ctx, arn, lock=True, shared=True)
     already = ctx.tx.execute(
         select(link.c[owner]).where(link.c[owner] == owner_id, link.c.policy_id == policy.id)
     ).first()
@@ -61,7 +65,8 @@ def _no_such_inline(kind: str, name: str) -> AwsError:
 
 
 def put_inline(ctx: Ctx, table: Table, owner: str, row: Any, kind: str, p: Params, size_limit: int) -> None:
-    """Add or replace an inline policy; the principal's inline policies together must fit the size quota."""
+    """Add or replace an inline policy; the principal's inline policies together must fit the size quota. The caller
+    holds the principal (locked), so the delete and insert cannot meet another caller's row of the same name."""
     policy_document.parse(p["PolicyDocument"])
     name = p["PolicyName"]
     ctx.tx.execute(delete(table).where(table.c[owner] == row.id, table.c.name == name))

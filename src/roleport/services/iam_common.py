@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Table, bindparam, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from roleport.errors import AwsError
 from roleport.store import paging, schema
@@ -27,18 +28,39 @@ _PROFILE_BY_NAME = Prepared(
 )
 
 
-def find_role(tx: Tx, account_id: str, name: str) -> Row:
+def _no_such_role(name: str) -> AwsError:
+    return AwsError("NoSuchEntity", f"The role with name {name} cannot be found.")
+
+
+def _no_such_profile(name: str) -> AwsError:
+    return AwsError("NoSuchEntity", f"Instance Profile {name} cannot be found.")
+
+
+def find_role(tx: Tx, account_id: str, name: str, *, lock: bool = False) -> Row:
+    """The role; with lock, held for the rest of the transaction (locked), for calls that change what it owns."""
     row = tx.execute(_ROLE_BY_NAME, {"account": account_id, "key": name.lower()}).first()
     if row is None:
-        raise AwsError("NoSuchEntity", f"The role with name {name} cannot be found.")
-    return row
+        raise _no_such_role(name)
+    return locked(tx, schema.roles, row, lambda: _no_such_role(name)) if lock else row
 
 
-def find_profile(tx: Tx, account_id: str, name: str) -> Row:
+def find_profile(tx: Tx, account_id: str, name: str, *, lock: bool = False) -> Row:
+    """The instance profile; with lock, held for the rest of the transaction, as find_role."""
     row = tx.execute(_PROFILE_BY_NAME, {"account": account_id, "key": name.lower()}).first()
     if row is None:
-        raise AwsError("NoSuchEntity", f"Instance Profile {name} cannot be found.")
-    return row
+        raise _no_such_profile(name)
+    return locked(tx, schema.instance_profiles, row, lambda: _no_such_profile(name)) if lock else row
+
+
+def locked(tx: Tx, table: Table, row: Row, missing: AwsError | Callable[[], AwsError], *, shared: bool = False) -> Row:
+    """The owner row, held until the transaction ends (Tx.lock_owner) so that concurrent calls changing what it owns
+    (tags, policies, versions, keys, its role) run one at a time and none exceeds a quota or trips on another's row.
+    A writer that held it first may have deleted it: the caller is then told the owner does not exist. `shared`
+    only keeps it from being deleted meanwhile (Tx.lock_owner)."""
+    found = tx.lock_owner(table, row, shared=shared)
+    if found is None:
+        raise missing if isinstance(missing, AwsError) else missing()
+    return found
 
 
 def path_filter(column: Any, prefix: str | None) -> Any:
@@ -89,7 +111,11 @@ def check_tags(tags: list[dict[str, str]]) -> None:
 
 
 def put_tags(tx: Tx, table: Table, owner_id: str, tags: list[dict[str, str]], quota_name: str, quota: int) -> None:
-    """Add or overwrite tags (a key that differs only in case replaces the old one), within the per-resource quota."""
+    """Add or overwrite tags (a key that differs only in case replaces the old one), within the per-resource quota.
+
+    The caller holds the owner (locked) or has just created it, so no other call changes its tags meanwhile: the
+    delete and insert cannot meet another caller's row, and the count is the final one. (A delete and insert rather
+    than an upsert: the journal records an insert as a new row, which an upsert's update is not.)"""
     if not tags:
         return
     check_tags(tags)
@@ -136,7 +162,14 @@ def list_tags(tx: Tx, table: Table, owner_id: str, p: dict[str, Any]) -> dict[st
 
 # Entities per account are counted in a row of their own (schema.counters), kept in step by the create and delete
 # calls, so a quota check costs one indexed update however many entities exist; count(*) grew with the account.
-_COUNTED = {"roles": schema.roles, "instance_profiles": schema.instance_profiles}
+# The counter row is the lock that serializes concurrent creates of one kind in an account (the update holds it until
+# the transaction ends), so two of them can never both see room for one more.
+_COUNTED = {
+    "roles": schema.roles,
+    "instance_profiles": schema.instance_profiles,
+    "users": schema.users,
+    "policies": schema.policies,
+}
 _BUMP = Prepared(
     update(schema.counters)
     .where(schema.counters.c.name == bindparam("counter"))
@@ -156,7 +189,11 @@ def _ensure(tx: Tx, kind: str, account_id: str) -> None:
     if tx.execute(_READ, {"counter": name}).first() is None:
         table = _COUNTED[kind]
         count = tx.execute(select(func.count()).select_from(table).where(table.c.account_id == account_id))
-        tx.execute(schema.counters.insert(), {"name": name, "value": count.scalar_one()})
+        # Two first uses at once (PostgreSQL) both find no counter: the second insert waits for the first and then
+        # does nothing, where a plain insert would fail on the key.
+        insert = postgresql.insert if tx.dialect.name == "postgresql" else sqlite.insert
+        made = insert(schema.counters).values(name=name, value=count.scalar_one()).on_conflict_do_nothing()
+        tx.execute(made)
 
 
 def claim(tx: Tx, kind: str, account_id: str, quota: int, error: AwsError) -> None:

@@ -28,14 +28,23 @@ AWS_ACCOUNT = "aws"
 _POLICY_ARN = regex.compile(r"arn:aws:iam::(aws|\d{12}):policy(/[\x21-\x7e]*)?/[\w+=,.@-]+")
 
 
-def find_policy(ctx: Ctx, arn: str) -> Row:
+def _no_such_policy(arn: str) -> AwsError:
+    return AwsError("NoSuchEntity", f"Policy {arn} does not exist or is not attachable.")
+
+
+def find_policy(ctx: Ctx, arn: str, *, lock: bool = False, shared: bool = False) -> Row:
+    """The policy; with lock, held for the rest of the transaction (iam_common.locked) and read as it then is, for
+    calls that change its versions or delete it; with shared too, only kept from being deleted, for attaching it."""
     if not _POLICY_ARN.fullmatch(arn):
         raise AwsError("InvalidInput", f"ARN {arn} is not valid.")
     row = ctx.tx.execute(select(policies).where(policies.c.arn == arn)).first()
     visible = row is not None and row.account_id in (AWS_ACCOUNT, ctx.account_id)
     if row is None or not visible:
-        raise AwsError("NoSuchEntity", f"Policy {arn} does not exist or is not attachable.")
-    return row
+        raise _no_such_policy(arn)
+    # AWS's own policies never change or go (UnmodifiableEntity), so there is nothing to wait for.
+    if not lock or row.account_id == AWS_ACCOUNT:
+        return row
+    return iam_common.locked(ctx.tx, policies, row, lambda: _no_such_policy(arn), shared=shared)
 
 
 def default_document(ctx: Ctx, policy: Row) -> str:
@@ -47,10 +56,11 @@ def default_document(ctx: Ctx, policy: Row) -> str:
 
 
 def _customer_policy(ctx: Ctx, arn: str) -> Row:
+    """A policy of the account's own, held (find_policy's lock): every caller changes it or its versions."""
     row = find_policy(ctx, arn)
     if row.account_id == AWS_ACCOUNT:
         raise AwsError("UnmodifiableEntity", f"Policy {arn} is an AWS managed policy and cannot be changed.")
-    return row
+    return iam_common.locked(ctx.tx, policies, row, lambda: _no_such_policy(arn))
 
 
 def policy_out(tx: Tx, row: Row, *, tags: list[dict[str, str]] | None = None) -> dict[str, Any]:
@@ -96,9 +106,8 @@ def _version_out(row: Row, default_version_id: str, *, document: bool) -> dict[s
 def create_policy(ctx: Ctx, p: Params) -> dict[str, Any]:
     policy_document.parse(p["PolicyDocument"])
     quota = ctx.settings.quotas.customer_managed_policies_per_account
-    count = ctx.tx.execute(select(func.count()).select_from(policies).where(policies.c.account_id == ctx.account_id))
-    if count.scalar_one() >= quota:
-        raise AwsError("LimitExceeded", f"Cannot exceed quota for PoliciesPerAccount: {quota}.")
+    full = AwsError("LimitExceeded", f"Cannot exceed quota for PoliciesPerAccount: {quota}.")
+    iam_common.claim(ctx.tx, "policies", ctx.account_id, quota, full)
     name, path = p["PolicyName"], p.get("Path", "/")
     policy_id = ids.unique_id(ids.POLICY_PREFIX)
     statement = policies.insert().values(
@@ -173,6 +182,7 @@ def delete_policy(ctx: Ctx, p: Params) -> dict[str, Any]:
             "versions. The default version is deleted with the policy.",
         )
     ctx.tx.execute(delete(policies).where(policies.c.id == row.id))
+    iam_common.release(ctx.tx, "policies", ctx.account_id)
     return {}
 
 

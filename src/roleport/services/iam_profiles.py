@@ -179,8 +179,10 @@ def list_instance_profiles_for_role(ctx: Ctx, p: Params) -> dict[str, Any]:
 
 @operation("iam", "AddRoleToInstanceProfile")
 def add_role_to_instance_profile(ctx: Ctx, p: Params) -> dict[str, Any]:
-    profile = find_profile(ctx.tx, ctx.account_id, p["InstanceProfileName"])
-    role = find_role(ctx.tx, ctx.account_id, p["RoleName"])
+    # Both held, profile first (DeleteInstanceProfile holds only the profile, DeleteRole only the role), so neither
+    # can be deleted between the insert and its foreign keys.
+    profile = find_profile(ctx.tx, ctx.account_id, p["InstanceProfileName"], lock=True)
+    role = find_role(ctx.tx, ctx.account_id, p["RoleName"], lock=True)
     # The primary key on profile_id makes the database refuse a second role, whichever writer comes second.
     statement = profile_roles.insert().values(profile_id=profile.id, role_id=role.id)
     ctx.tx.insert_unique(statement, None, AwsError("LimitExceeded", FULL_PROFILE))
@@ -201,7 +203,7 @@ def remove_role_from_instance_profile(ctx: Ctx, p: Params) -> dict[str, Any]:
 
 @operation("iam", "DeleteInstanceProfile")
 def delete_instance_profile(ctx: Ctx, p: Params) -> dict[str, Any]:
-    profile = find_profile(ctx.tx, ctx.account_id, p["InstanceProfileName"])
+    profile = find_profile(ctx.tx, ctx.account_id, p["InstanceProfileName"], lock=True)
     holds_role = ctx.tx.execute(select(profile_roles.c.role_id).where(profile_roles.c.profile_id == profile.id)).first()
     if holds_role is not None:
         raise AwsError("DeleteConflict", "Cannot delete entity, must remove roles from instance profile first.")
@@ -212,7 +214,7 @@ def delete_instance_profile(ctx: Ctx, p: Params) -> dict[str, Any]:
 
 @operation("iam", "TagInstanceProfile")
 def tag_instance_profile(ctx: Ctx, p: Params) -> dict[str, Any]:
-    profile = find_profile(ctx.tx, ctx.account_id, p["InstanceProfileName"])
+    profile = find_profile(ctx.tx, ctx.account_id, p["InstanceProfileName"], lock=True)
     quota = ctx.settings.quotas.tags_per_resource
     iam_common.put_tags(ctx.tx, schema.profile_tags, profile.id, p["Tags"], "TagsPerInstanceProfile", quota)
     return {}

@@ -20,7 +20,7 @@ ROLE_INLINE_POLICY_SIZE = 10240
 
 @operation("iam", "PutRolePolicy")
 def put_role_policy(ctx: Ctx, p: Params) -> dict[str, Any]:
-    role = find_role(ctx.tx, ctx.account_id, p["RoleName"])
+    role = find_role(ctx.tx, ctx.account_id, p["RoleName"], lock=True)
     iam_attachments.put_inline(ctx, inline, "role_id", role, "role", p, ROLE_INLINE_POLICY_SIZE)
     return {}
 
@@ -47,7 +47,7 @@ def list_role_policies(ctx: Ctx, p: Params) -> dict[str, Any]:
 
 @operation("iam", "AttachRolePolicy")
 def attach_role_policy(ctx: Ctx, p: Params) -> dict[str, Any]:
-    role = find_role(ctx.tx, ctx.account_id, p["RoleName"])
+    role = find_role(ctx.tx, ctx.account_id, p["RoleName"], lock=True)
     quota = ctx.settings.quotas.managed_policies_per_role
     iam_attachments.attach(ctx, attachments, "role_id", role.id, p["PolicyArn"], quota, "PoliciesPerRole")
     return {}

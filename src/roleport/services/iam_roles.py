@@ -125,7 +125,9 @@ def update_assume_role_policy(ctx: Ctx, p: Params) -> dict[str, Any]:
 
 @operation("iam", "DeleteRole")
 def delete_role(ctx: Ctx, p: Params) -> dict[str, Any]:
-    row = find_role(ctx.tx, ctx.account_id, p["RoleName"])
+    # Held, so no policy, tag or profile can arrive between the checks and the delete (to be cascaded away, or to
+    # fail on its foreign key).
+    row = find_role(ctx.tx, ctx.account_id, p["RoleName"], lock=True)
     # DeleteRole reference: the role must first leave its instance profiles and lose its policies.
     conflicts = (
         (schema.profile_roles, "Cannot delete entity, must remove roles from instance profile first."),
@@ -142,7 +144,7 @@ def delete_role(ctx: Ctx, p: Params) -> dict[str, Any]:
 
 @operation("iam", "TagRole")
 def tag_role(ctx: Ctx, p: Params) -> dict[str, Any]:
-    row = find_role(ctx.tx, ctx.account_id, p["RoleName"])
+    row = find_role(ctx.tx, ctx.account_id, p["RoleName"], lock=True)
     quota = ctx.settings.quotas.tags_per_resource
     iam_common.put_tags(ctx.tx, schema.role_tags, row.id, p["Tags"], "TagsPerRole", quota)
     return {}

@@ -24,7 +24,7 @@ MANAGED_POLICIES_PER_USER = 10
 
 @operation("iam", "PutUserPolicy")
 def put_user_policy(ctx: Ctx, p: Params) -> dict[str, Any]:
-    user = find_user(ctx.tx, ctx.account_id, p["UserName"])
+    user = find_user(ctx.tx, ctx.account_id, p["UserName"], lock=True)
     iam_attachments.put_inline(ctx, inline, "user_id", user, "user", p, USER_INLINE_POLICY_SIZE)
     return {}
 
@@ -51,7 +51,7 @@ def list_user_policies(ctx: Ctx, p: Params) -> dict[str, Any]:
 
 @operation("iam", "AttachUserPolicy")
 def attach_user_policy(ctx: Ctx, p: Params) -> dict[str, Any]:
-    user = find_user(ctx.tx, ctx.account_id, p["UserName"])
+    user = find_user(ctx.tx, ctx.account_id, p["UserName"], lock=True)
     quota = MANAGED_POLICIES_PER_USER
     iam_attachments.attach(ctx, attachments, "user_id", user.id, p["PolicyArn"], quota, "PoliciesPerUser")
     return {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import bindparam, delete, exists, func, select, update
+from sqlalchemy import bindparam, delete, exists, select, update
 
 from roleport import ids
 from roleport.context import Ctx, Params
@@ -25,9 +25,6 @@ _USER_BY_NAME = Prepared(
     select(users).where(users.c.account_id == bindparam("account"), users.c.name_key == bindparam("key"))
 )
 _USER_BY_ID = Prepared(select(users).where(users.c.id == bindparam("id")))
-# A writer that must see the user stay put (its keys counted, its deletion checked) holds the row on PostgreSQL, so
-# CreateAccessKey and DeleteUser cannot interleave; SQLite already runs one writer at a time and ignores FOR UPDATE.
-_LOCK_USER = Prepared(select(users.c.id).where(users.c.id == bindparam("id")).with_for_update())
 _TAGS = Prepared(
     select(user_tags.c.key, user_tags.c.value)
     .where(user_tags.c.owner_id == bindparam("owner"))
@@ -39,17 +36,18 @@ def _no_such_user(name: str) -> AwsError:
     return AwsError("NoSuchEntity", f"The user with name {name} cannot be found.")
 
 
-def find_user(tx: Tx, account_id: str, name: str) -> Row:
+def find_user(tx: Tx, account_id: str, name: str, *, lock: bool = False) -> Row:
+    """The user; with lock, held for the rest of the transaction (iam_common.locked), for calls that change what it
+    owns (its keys, tags and policies) or delete it."""
     row = tx.execute(_USER_BY_NAME, {"account": account_id, "key": name.lower()}).first()
     if row is None:
         raise _no_such_user(name)
-    return row
+    return lock_user(tx, row) if lock else row
 
 
-def lock_user(tx: Tx, row: Row) -> None:
+def lock_user(tx: Tx, row: Row) -> Row:
     """Hold the user's row for the rest of the transaction; it may have been deleted since it was read."""
-    if tx.execute(_LOCK_USER, {"id": row.id}).first() is None:
-        raise _no_such_user(row.name)
+    return iam_common.locked(tx, users, row, lambda: _no_such_user(row.name))
 
 
 def target_user(ctx: Ctx, name: str | None) -> Row | None:
@@ -106,9 +104,8 @@ def _root_out(ctx: Ctx) -> dict[str, Any]:
 @operation("iam", "CreateUser")
 def create_user(ctx: Ctx, p: Params) -> dict[str, Any]:
     iam_common.check_boundary(ctx.tx, p.get("PermissionsBoundary"))
-    count = ctx.tx.execute(select(func.count()).select_from(users).where(users.c.account_id == ctx.account_id))
-    if count.scalar_one() >= USERS_PER_ACCOUNT:
-        raise AwsError("LimitExceeded", f"Cannot exceed quota for UsersPerAccount: {USERS_PER_ACCOUNT}")
+    full = AwsError("LimitExceeded", f"Cannot exceed quota for UsersPerAccount: {USERS_PER_ACCOUNT}")
+    iam_common.claim(ctx.tx, "users", ctx.account_id, USERS_PER_ACCOUNT, full)
     name = p["UserName"]
     user_id = ids.unique_id(ids.USER_PREFIX)
     statement = users.insert().values(
@@ -159,8 +156,7 @@ def update_user(ctx: Ctx, p: Params) -> dict[str, Any]:
 
 @operation("iam", "DeleteUser")
 def delete_user(ctx: Ctx, p: Params) -> dict[str, Any]:
-    row = find_user(ctx.tx, ctx.account_id, p["UserName"])
-    lock_user(ctx.tx, row)
+    row = find_user(ctx.tx, ctx.account_id, p["UserName"], lock=True)
     # DeleteUser reference: access keys, inline policies and attached policies must go first, in that order of its
     # list; the messages are AWS's DeleteConflict texts.
     conflicts = (
@@ -172,12 +168,13 @@ def delete_user(ctx: Ctx, p: Params) -> dict[str, Any]:
         if ctx.tx.execute(select(exists().where(table.c.user_id == row.id))).scalar():
             raise AwsError("DeleteConflict", message)
     ctx.tx.execute(delete(users).where(users.c.id == row.id))
+    iam_common.release(ctx.tx, "users", ctx.account_id)
     return {}
 
 
 @operation("iam", "TagUser")
 def tag_user(ctx: Ctx, p: Params) -> dict[str, Any]:
-    row = find_user(ctx.tx, ctx.account_id, p["UserName"])
+    row = find_user(ctx.tx, ctx.account_id, p["UserName"], lock=True)
     quota = ctx.settings.quotas.tags_per_resource
     iam_common.put_tags(ctx.tx, user_tags, row.id, p["Tags"], "TagsPerUser", quota)
     return {}

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable, Hashable, Iterator
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy import Engine, Table, bindparam, create_engine, event, func, select
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.sql import ClauseElement
 
@@ -22,6 +22,12 @@ from roleport.store.statements import Prepared as Prepared  # handlers take the 
 from roleport.store.statements import Row as Row
 
 _MISSING = object()
+# Tx.lock_owner's statement for each owner table (and strength of lock), and the name of the table's key.
+_LOCKS: dict[tuple[str, bool], tuple[Prepared, str]] = {}
+# The PostgreSQL advisory lock one-time setup holds (the schema, the seeded rows, a reset), so that server processes
+# starting together on one database set it up one after another instead of failing on each other's rows; any
+# constant of roleport's own ("roleport" in ASCII).
+SETUP_LOCK = 0x726F6C65706F7274
 
 
 class Result:
@@ -129,6 +135,31 @@ class Tx:
         except self.integrity_error:
             raise (error if isinstance(error, AwsError) else error()) from None
 
+    def lock_owner(self, table: Table, row: Row, *, shared: bool = False) -> Row | None:
+        """Hold a row that owns others (a role its tags and policies, a policy its versions...) until the transaction
+        ends, and return it as it now is; None when a writer that held it first deleted it.
+
+        Every read-modify-write of what the row owns (count then insert, delete then insert) takes this first, so
+        concurrent writers of one owner run one after another and each counts what the ones before it committed.
+        On SQLite that is already so: a write transaction begins with BEGIN IMMEDIATE, which holds the database's one
+        write lock until it ends, so the row the caller read in this transaction is current and nothing is run. On
+        PostgreSQL, SELECT … FOR UPDATE; under READ COMMITTED each later statement then sees what the writer that
+        held the row before committed, so the row itself is read again here.
+
+        `shared` holds the row only against deletion (FOR KEY SHARE), for a caller that refers to it without changing
+        what it owns (attaching a policy): such callers do not wait for each other, nor make a writer of the row that
+        already holds it wait for them."""
+        if self.dialect.name == "sqlite":
+            return row
+        found = _LOCKS.get((table.name, shared))
+        if found is None:
+            [key] = table.primary_key.columns  # owners have a key of one column
+            query = select(table).where(key == bindparam("key"))
+            lock = Prepared(query.with_for_update(read=True, key_share=True) if shared else query.with_for_update())
+            found = _LOCKS[(table.name, shared)] = (lock, key.key)
+        statement, key_name = found
+        return self.execute(statement, {"key": getattr(row, key_name)}).first()
+
     def _execute_many(self, statement: ClauseElement | Prepared, params: list[dict[str, Any]]) -> Result:
         if not params:
             return Result([], 0)
@@ -189,8 +220,14 @@ class Store:
         self._wal_index_lock = threading.Lock()
 
     def create(self) -> None:
-        """Create missing tables and record the schema version, so a later version can migrate it."""
-        with self.engine.begin() as conn:
+        """Create missing tables and record the schema version, so a later version can migrate it.
+
+        Another server process may be doing the same on the same database: on PostgreSQL the setup lock makes it
+        wait, then find the tables made; on SQLite the write lock, taken at BEGIN (a deferred BEGIN would fail to
+        upgrade its read to a write once the other process had written)."""
+        with self.engine.connect().execution_options(sqlite_immediate=True) as conn, conn.begin():
+            if self.kind == "postgresql":
+                conn.execute(select(func.pg_advisory_xact_lock(SETUP_LOCK)))
             schema.metadata.create_all(conn)
             found = conn.execute(
                 select(schema.schema_info.c.value).where(schema.schema_info.c.key == "schema_version")
@@ -256,6 +293,13 @@ class Store:
         if self._wal_index is not None and self._wal_index >= 0:
             wal_index.release(self._wal_index)  # only now, with this store's connections closed (wal_index.py)
         self._wal_index = None
+
+
+def hold_setup_lock(tx: Tx) -> None:
+    """Hold the setup lock (SETUP_LOCK) for the rest of a write transaction that seeds or resets the store. Nothing
+    to do on SQLite, whose write transactions already hold its one write lock from BEGIN IMMEDIATE."""
+    if tx.dialect.name == "postgresql":
+        tx.execute(select(func.pg_advisory_xact_lock(SETUP_LOCK)))
 
 
 class _OneStatementTx(Tx):
@@ -346,6 +390,6 @@ def _engine(url: str, kind: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("sqlite_immediate") else "BEGIN")
 
     return engine
