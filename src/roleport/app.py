@@ -49,7 +49,7 @@ def build_app(settings: Settings, clock: Clock = system_clock) -> ASGIApp:
             return metadata.handle(instance_id, method, path, headers)
         return await run_in_threadpool(metadata.handle, instance_id, method, path, headers)
 
-    metadata_paths = imds_server.PathEndpoint(respond)
+    metadata_paths = imds_server.PathEndpoint(respond, settings.metadata_host)
     listeners = imds_server.Listeners(settings.metadata_host, respond, request_timeout=settings.request_timeout)
 
     async def retire_listeners() -> None:

@@ -27,6 +27,7 @@ from roleport.config import (
     QUOTA_NAMES,
     ConfigError,
     Settings,
+    is_loopback,
     load_root_credentials,
     parse_quotas,
 )
@@ -328,10 +329,11 @@ def serve(access_log: bool, read_cache: bool, **options: Any) -> None:
     startup.check_store(settings.store_url)
     sock = startup.bind(settings.host, settings.port)
     settings = dataclasses.replace(settings, port=sock.getsockname()[1])  # `--port 0`: the one the OS chose
-    if not startup.is_loopback(settings.host):
+    if not is_loopback(settings.host):
         click.echo(
-            f"roleport: serving on {settings.host}: anyone who can reach port {settings.port} can call it and read "
-            f"the metadata of every instance; their own metadata listeners stay on {settings.metadata_host}",
+            f"roleport: serving on {settings.host}: anyone who can reach port {settings.port} can call the API; "
+            f"instance metadata (its /imds/ paths and the instances' own listeners) stays for {settings.metadata_host}"
+            " (--metadata-host)",
             err=True,
         )
 

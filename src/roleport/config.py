@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 from dataclasses import dataclass, field
@@ -104,6 +105,14 @@ class Settings:
     def endpoint_url(self) -> str:
         host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
         return f"http://{host}:{self.port}"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether an address (or a peer's) is this machine's loopback, which nothing on the network reaches."""
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def load_root_credentials(data_dir: Path, access_key: str | None, secret_key: str | None) -> tuple[str, str]:

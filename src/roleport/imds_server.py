@@ -15,7 +15,7 @@ import h11
 from starlette.types import Receive, Scope, Send
 
 from roleport import limits
-from roleport.config import DEFAULT_REQUEST_TIMEOUT_SECONDS
+from roleport.config import DEFAULT_REQUEST_TIMEOUT_SECONDS, is_loopback
 from roleport.imds_replies import Reply, error
 
 log = logging.getLogger("roleport.imds")
@@ -43,24 +43,34 @@ def _response_headers(reply: Reply) -> list[tuple[str, str]]:
 
 class PathEndpoint:
     """`/imds/{instance_id}/latest/...` on the main port. An unknown or unreachable instance answers 404: the main
-    port cannot pretend not to be there."""
+    port cannot pretend not to be there. Only callers the metadata listeners would admit are served (loopback peers,
+    unless `--metadata-host` is wider), so `--host 0.0.0.0` puts the API on the network but not the instances'
+    credentials; others get IMDS's 403."""
 
-    def __init__(self, respond: Respond) -> None:
+    def __init__(self, respond: Respond, metadata_host: str) -> None:
         self.respond = respond
+        self.open_to_all = not is_loopback(metadata_host)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         more = True
         while more:  # IMDS reads no request body; drain it so the connection stays usable
             message = await receive()
             more = message.get("more_body", False)
+        client = scope.get("client")
+        if not (self.open_to_all or (client is not None and is_loopback(client[0]))):
+            await _answer(send, error(403))
+            return
         raw = scope.get("raw_path") or scope["path"].encode("latin-1")
         instance_id, _, rest = raw.decode("latin-1").split("?", 1)[0][len(PATH_PREFIX) :].partition("/")
         headers = _headers(scope["headers"])
         reply = await self.respond(unquote(instance_id), scope["method"], "/" + unquote(rest), headers)
-        reply = reply or error(404)
-        pairs = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in _response_headers(reply)]
-        await send({"type": "http.response.start", "status": reply.status, "headers": pairs})
-        await send({"type": "http.response.body", "body": reply.body})
+        await _answer(send, reply or error(404))
+
+
+async def _answer(send: Send, reply: Reply) -> None:
+    pairs = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in _response_headers(reply)]
+    await send({"type": "http.response.start", "status": reply.status, "headers": pairs})
+    await send({"type": "http.response.body", "body": reply.body})
 
 
 class Listeners:

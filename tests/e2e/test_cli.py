@@ -278,7 +278,7 @@ def test_serving_beyond_loopback_says_so(serve: Any) -> None:
     running = serve("--host", "0.0.0.0", "--port", "0")
     _, said = running.stop()
     assert "roleport: serving on 0.0.0.0: anyone who can reach port" in said
-    assert "their own metadata listeners stay on 127.0.0.1" in said
+    assert "instance metadata (its /imds/ paths and the instances' own listeners) stays for 127.0.0.1" in said
 
 
 # --- roleport exec refuses when code could not run on the instance ----------------------------------------------
