@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -137,17 +137,24 @@ def http_protocol(request_timeout: float = DEFAULT_REQUEST_TIMEOUT_SECONDS) -> t
 
     uvicorn bounds only the idle time between kept-alive requests (timeout_keep_alive), and even that only after a
     first response: a connection that sends nothing, or half a request, or a body a byte at a time, is held for good.
-    Here a timer runs from the connection's opening, and again from each later request's first byte, until the
-    request's last byte; if it fires first the connection is closed. Nor does httptools bound a request's head (its
+    Here a deadline runs from the connection's opening, and again from each later request's first byte, until the
+    request's last byte; a connection still short of it then is closed (within a quarter of the timeout, at most a
+    second, later). Nor does httptools bound a request's head (its
     parser gathers a header of any length before handing it on), so the bytes received while a head is incomplete
     are counted, and past MAX_HEAD_BYTES the request is refused with 431 and the connection closed."""
 
+    sweep_every = min(1.0, request_timeout / 4)
+
     class TimedHttpToolsProtocol(HttpToolsProtocol):
+        # Connections with a request under way and when each must have arrived; one sweep at a time closes the late
+        # ones. A timer per request (call_later, then cancel) cost more than the rest of these checks on the
+        # hottest read; a deadline in a dict costs a clock reading.
+        arriving: ClassVar[dict[TimedHttpToolsProtocol, float]] = {}
+        sweeper: ClassVar[asyncio.TimerHandle | None] = None
         timeout = request_timeout
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
-            self._arrival: asyncio.TimerHandle | None = None
             self._head_pending = True
             self._head_bytes = 0
             self._heads_done = 0
@@ -157,7 +164,7 @@ def http_protocol(request_timeout: float = DEFAULT_REQUEST_TIMEOUT_SECONDS) -> t
             self._arm()
 
         def connection_lost(self, exc: Exception | None) -> None:
-            self._disarm()
+            self.arriving.pop(self, None)
             super().connection_lost(exc)
 
         def data_received(self, data: bytes) -> None:
@@ -174,7 +181,7 @@ def http_protocol(request_timeout: float = DEFAULT_REQUEST_TIMEOUT_SECONDS) -> t
 
         def on_message_begin(self) -> None:
             super().on_message_begin()
-            if self._arrival is None:
+            if self not in self.arriving:
                 self._arm()
 
         def on_headers_complete(self) -> None:
@@ -183,22 +190,24 @@ def http_protocol(request_timeout: float = DEFAULT_REQUEST_TIMEOUT_SECONDS) -> t
             super().on_headers_complete()
 
         def on_message_complete(self) -> None:
-            self._disarm()
+            self.arriving.pop(self, None)
             self._head_pending, self._head_bytes = True, 0
             super().on_message_complete()
 
         def _arm(self) -> None:
-            self._arrival = self.loop.call_later(self.timeout, self._too_slow)
+            cls = TimedHttpToolsProtocol
+            cls.arriving[self] = self.loop.time() + self.timeout
+            if cls.sweeper is None:
+                cls.sweeper = self.loop.call_later(sweep_every, cls._sweep, self.loop)
 
-        def _disarm(self) -> None:
-            if self._arrival is not None:
-                self._arrival.cancel()
-                self._arrival = None
-
-        def _too_slow(self) -> None:
-            self._arrival = None
-            if not self.transport.is_closing():
-                self.transport.close()
+        @classmethod
+        def _sweep(cls, loop: asyncio.AbstractEventLoop) -> None:
+            now = loop.time()
+            for late in [protocol for protocol, deadline in cls.arriving.items() if deadline <= now]:
+                del cls.arriving[late]
+                if not late.transport.is_closing():
+                    late.transport.close()
+            cls.sweeper = loop.call_later(sweep_every, cls._sweep, loop) if cls.arriving else None
 
     return TimedHttpToolsProtocol
 
