@@ -145,69 +145,65 @@ def http_protocol(request_timeout: float = DEFAULT_REQUEST_TIMEOUT_SECONDS) -> t
 
     sweep_every = min(1.0, request_timeout / 4)
 
+    # uvicorn's own handlers, called directly: these hooks run for every request, and super() costs more than them.
+    base_data_received = HttpToolsProtocol.data_received
+    base_message_complete = HttpToolsProtocol.on_message_complete
+    # Connections with a request under way and when each must have arrived; one sweep at a time closes the late
+    # ones. A timer per request (call_later, then cancel) cost more than the rest of these checks together.
+    arriving: dict[HttpToolsProtocol, float] = {}
+
     class TimedHttpToolsProtocol(HttpToolsProtocol):
-        # Connections with a request under way and when each must have arrived; one sweep at a time closes the late
-        # ones. A timer per request (call_later, then cancel) cost more than the rest of these checks on the
-        # hottest read; a deadline in a dict costs a clock reading.
-        arriving: ClassVar[dict[TimedHttpToolsProtocol, float]] = {}
         sweeper: ClassVar[asyncio.TimerHandle | None] = None
-        timeout = request_timeout
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
-            self._head_pending = True
+            self._head_pending = True  # a request's head is due (none yet, or only part of it)
             self._head_bytes = 0
-            self._heads_done = 0
+            self._completed: object = None  # the cycle of the last request whose message was complete
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
             self._arm()
 
         def connection_lost(self, exc: Exception | None) -> None:
-            self.arriving.pop(self, None)
+            arriving.pop(self, None)
             super().connection_lost(exc)
 
         def data_received(self, data: bytes) -> None:
-            waiting, heads = self._head_pending, self._heads_done
-            super().data_received(data)
-            # Only a read that found a head unfinished and left it so counts: one that completed a head (or a whole
-            # message, with a body the head-size bound must not see) does not; what a read that starts another head
-            # can add beyond the limit is bounded by the read size.
-            if waiting and self._heads_done == heads and not self.transport.is_closing():
+            pending, cycle = self._head_pending, self.cycle
+            if pending and self not in arriving:
+                self._arm()  # a kept-alive request's first bytes (a request that ends unfinished in a read that
+                # finished another is left to uvicorn's keep-alive timeout, which idles it out)
+            base_data_received(self, data)
+            if not pending:
+                return
+            if self.cycle is not cycle:  # uvicorn starts a cycle when a head is complete
+                self._head_pending = self._completed is self.cycle  # its message may have ended in this read too
+            elif not self.transport.is_closing():
+                # Only a read that found a head unfinished and left it so counts; what a read that ends one request
+                # and starts another's head can add beyond the limit is bounded by the read size.
                 self._head_bytes += len(data)
                 if self._head_bytes > MAX_HEAD_BYTES:
                     self.transport.write(_HEAD_TOO_LARGE)
                     self.transport.close()
 
-        def on_message_begin(self) -> None:
-            super().on_message_begin()
-            if self not in self.arriving:
-                self._arm()
-
-        def on_headers_complete(self) -> None:
-            self._head_pending = False
-            self._heads_done += 1
-            super().on_headers_complete()
-
         def on_message_complete(self) -> None:
-            self.arriving.pop(self, None)
-            self._head_pending, self._head_bytes = True, 0
-            super().on_message_complete()
+            arriving.pop(self, None)
+            self._head_pending, self._head_bytes, self._completed = True, 0, self.cycle
+            base_message_complete(self)
 
         def _arm(self) -> None:
-            cls = TimedHttpToolsProtocol
-            cls.arriving[self] = self.loop.time() + self.timeout
-            if cls.sweeper is None:
-                cls.sweeper = self.loop.call_later(sweep_every, cls._sweep, self.loop)
+            arriving[self] = self.loop.time() + request_timeout
+            if TimedHttpToolsProtocol.sweeper is None:
+                TimedHttpToolsProtocol.sweeper = self.loop.call_later(sweep_every, _sweep, self.loop)
 
-        @classmethod
-        def _sweep(cls, loop: asyncio.AbstractEventLoop) -> None:
-            now = loop.time()
-            for late in [protocol for protocol, deadline in cls.arriving.items() if deadline <= now]:
-                del cls.arriving[late]
-                if not late.transport.is_closing():
-                    late.transport.close()
-            cls.sweeper = loop.call_later(sweep_every, cls._sweep, loop) if cls.arriving else None
+    def _sweep(loop: asyncio.AbstractEventLoop) -> None:
+        now = loop.time()
+        for late in [protocol for protocol, deadline in arriving.items() if deadline <= now]:
+            del arriving[late]
+            if not late.transport.is_closing():
+                late.transport.close()
+        TimedHttpToolsProtocol.sweeper = loop.call_later(sweep_every, _sweep, loop) if arriving else None
 
     return TimedHttpToolsProtocol
 
