@@ -9,7 +9,6 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
 from roleport import server_file
@@ -87,7 +86,7 @@ def _answers(url: str, data_dir: Path, ours: bool) -> None:
         raise Refusal(f"{where}: start roleport with `roleport serve --data-dir {data_dir}`") from None
 
 
-def signed(target: Target, method: str, path: str, body: bytes, service: str) -> tuple[int, Any]:
+def signed(target: Target, method: str, path: str, body: bytes, service: str) -> tuple[int, str]:
     """One request signed with the root keys; (status, text of the answer or of its error)."""
     from botocore.auth import SigV4Auth
     from botocore.awsrequest import AWSRequest
