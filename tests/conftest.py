@@ -68,6 +68,7 @@ class Server:
                         return self
             except OSError:
                 time.sleep(0.05)
+        self.stop()  # no server may outlive the test that could not use it
         raise RuntimeError("roleport did not become healthy in 30 s")
 
     def stop(self) -> None:

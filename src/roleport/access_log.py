@@ -11,7 +11,7 @@ import logging
 import re
 import sys
 import time
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -60,15 +60,21 @@ def wrap(app: ASGIApp) -> ASGIApp:
             LOGGER.info(
                 "%s %s %s %s %s %.1fms %s",
                 _peer(scope),
-                scope["method"],
-                scope["path"],
-                _action(scope, bytes(body)),
+                _field(scope["method"]),
+                _field(scope["path"]),
+                _field(_action(scope, bytes(body))),
                 answer["status"] or "-",
                 elapsed_ms,
                 answer["request_id"],
             )
 
     return logged
+
+
+def _field(text: str) -> str:
+    """Percent-encoded where it holds anything but printable non-space ASCII, so a request can neither split a line
+    nor forge one (an unsigned `?Action=…%0A…` must not read as another request's line)."""
+    return text if text.isascii() and text.isprintable() and " " not in text else quote(text, safe="/:")
 
 
 def _peer(scope: Scope) -> str:

@@ -68,7 +68,8 @@ def _client_options(command: Callable[..., Any]) -> Callable[..., Any]:
         command,
         [
             click.option("--host", envvar="ROLEPORT_HOST", default=None, help="The server's address (with --port)."),
-            click.option("--port", envvar="ROLEPORT_PORT", default=None, type=click.IntRange(1, 65535)),
+            # 0 (as a shared ROLEPORT_PORT=0 for `serve` gives) names no port: the data dir's server.json does.
+            click.option("--port", envvar="ROLEPORT_PORT", default=None, type=_PORT),
             _DATA_DIR,
             click.option("--region", envvar="ROLEPORT_REGION", default=None, help="Region for the SDKs [server's]."),
             *_ROOT_KEYS,
@@ -145,7 +146,7 @@ def _server_options(command: Callable[..., Any]) -> Callable[..., Any]:
                 envvar="ROLEPORT_REQUEST_TIMEOUT",
                 default=DEFAULT_REQUEST_TIMEOUT_SECONDS,
                 show_default=True,
-                type=click.FloatRange(min=0, min_open=True, max=86400),
+                type=click.FloatRange(min=0.1, max=86400),
                 help="Seconds a request's headers and body may take to arrive before its connection is closed.",
             ),
             click.option(
@@ -327,6 +328,7 @@ def serve(access_log: bool, read_cache: bool, **options: Any) -> None:
     startup.prepare_data_dir(options["data_dir"], lambda line: click.echo(line, err=True))
     settings = dataclasses.replace(_settings(**options), read_cache=read_cache)
     startup.check_store(settings.store_url)
+    startup.bind(settings.metadata_host, 0, "--metadata-host").close()  # the listeners bind it later, on demand
     sock = startup.bind(settings.host, settings.port)
     settings = dataclasses.replace(settings, port=sock.getsockname()[1])  # `--port 0`: the one the OS chose
     if not is_loopback(settings.host):
@@ -380,7 +382,7 @@ def _target(options: Mapping[str, Any]) -> Target:
     return find_server.locate(
         options["data_dir"],
         options["host"],
-        options["port"],
+        options["port"] or None,
         options["root_access_key"],
         options["root_secret_key"],
         options["region"],

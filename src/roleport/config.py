@@ -103,16 +103,19 @@ class Settings:
 
     @property
     def endpoint_url(self) -> str:
-        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
-        return f"http://{host}:{self.port}"
+        """Where local clients reach the server: a wildcard address is reached on loopback, IPv6 in brackets."""
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "", "::", "[::]") else self.host.strip("[]")
+        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
 
 
 def is_loopback(host: str) -> bool:
     """Whether an address (or a peer's) is this machine's loopback, which nothing on the network reaches."""
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
+        address = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         return host == "localhost"
+    mapped = getattr(address, "ipv4_mapped", None)  # a dual-stack listener sees 127.0.0.1 as ::ffff:127.0.0.1
+    return (mapped or address).is_loopback
 
 
 def load_root_credentials(data_dir: Path, access_key: str | None, secret_key: str | None) -> tuple[str, str]:

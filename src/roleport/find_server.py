@@ -4,6 +4,7 @@ before they print or run anything. They never make keys of their own."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import urllib.error
 import urllib.request
@@ -81,7 +82,7 @@ def _answers(url: str, data_dir: Path, ours: bool) -> None:
     try:
         with _OPENER.open(f"{url}/_roleport/health", timeout=_TIMEOUT) as response:
             json.load(response)
-    except (OSError, ValueError):
+    except (OSError, ValueError, http.client.HTTPException):
         where = f"the server of the data dir {data_dir} ({url}) has stopped" if ours else f"nothing answers at {url}"
         raise Refusal(f"{where}: start roleport with `roleport serve --data-dir {data_dir}`") from None
 
@@ -105,7 +106,7 @@ def signed(target: Target, method: str, path: str, body: bytes, service: str) ->
     except urllib.error.HTTPError as failure:
         with failure:
             return failure.code, _error_text(failure.read())
-    except OSError as failure:
+    except (OSError, ValueError, http.client.HTTPException) as failure:
         raise Refusal(f"cannot reach roleport at {target.url}: {failure}") from None
 
 

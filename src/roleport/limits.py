@@ -139,9 +139,9 @@ def http_protocol(request_timeout: float = DEFAULT_REQUEST_TIMEOUT_SECONDS) -> t
     first response: a connection that sends nothing, or half a request, or a body a byte at a time, is held for good.
     Here a deadline runs from the connection's opening, and again from each later request's first byte, until the
     request's last byte; a connection still short of it then is closed (within a quarter of the timeout, at most a
-    second, later). Nor does httptools bound a request's head (its
-    parser gathers a header of any length before handing it on), so the bytes received while a head is incomplete
-    are counted, and past MAX_HEAD_BYTES the request is refused with 431 and the connection closed."""
+    second, later). Nor does httptools bound a request's head (its parser gathers a header of any length before
+    handing it on), so the bytes of a head are counted across reads, and a head that ends past MAX_HEAD_BYTES, or
+    has not ended by then, is refused with 431 before it is parsed, and the connection closed."""
 
     sweep_every = min(1.0, request_timeout / 4)
 
@@ -171,21 +171,29 @@ def http_protocol(request_timeout: float = DEFAULT_REQUEST_TIMEOUT_SECONDS) -> t
 
         def data_received(self, data: bytes) -> None:
             pending, cycle = self._head_pending, self.cycle
-            if pending and self not in arriving:
-                self._arm()  # a kept-alive request's first bytes (a request that ends unfinished in a read that
-                # finished another is left to uvicorn's keep-alive timeout, which idles it out)
-            base_data_received(self, data)
-            if not pending:
-                return
-            if self.cycle is not cycle:  # uvicorn starts a cycle when a head is complete
-                self._head_pending = self._completed is self.cycle  # its message may have ended in this read too
-            elif not self.transport.is_closing():
-                # Only a read that found a head unfinished and left it so counts; what a read that ends one request
-                # and starts another's head can add beyond the limit is bounded by the read size.
-                self._head_bytes += len(data)
-                if self._head_bytes > MAX_HEAD_BYTES:
+            if pending:
+                if self._head_bytes + len(data) > MAX_HEAD_BYTES and self._head_too_large(data):
                     self.transport.write(_HEAD_TOO_LARGE)
                     self.transport.close()
+                    return
+                if self not in arriving:
+                    self._arm()  # a kept-alive request's first bytes
+            base_data_received(self, data)
+            if self.cycle is not cycle:  # uvicorn starts a cycle when a head is complete
+                # Its message may have ended in this same read; if not, its body is still due, by its deadline (a
+                # pipelined request whose head came with the end of the one before has none yet).
+                self._head_pending = self._completed is self.cycle
+                if not self._head_pending and self not in arriving:
+                    self._arm()
+            elif pending and not self.transport.is_closing():
+                self._head_bytes += len(data)  # a read that left the head unfinished
+
+        def _head_too_large(self, data: bytes) -> bool:
+            """Whether the head being read ends past MAX_HEAD_BYTES (or not in this read, which takes it past)."""
+            end = data.find(b"\r\n\r\n")
+            if self._head_bytes and data.startswith((b"\n", b"\r\n", b"\n\r\n")):
+                end = 0  # the blank line may have begun in the previous read
+            return end < 0 or self._head_bytes + end > MAX_HEAD_BYTES
 
         def on_message_complete(self) -> None:
             arriving.pop(self, None)

@@ -107,26 +107,29 @@ def check_store(url: str) -> None:
     store.dispose()
 
 
-def bind(host: str, port: int) -> socket.socket:
-    """The listening socket, bound here so that a taken port or a bad address is one clear line, and `--port 0`
-    reports the port the OS chose."""
+def bind(host: str, port: int, flag: str = "--host") -> socket.socket:
+    """The listening socket, bound and listening here so that a taken port or a bad address is one clear line, and
+    `--port 0` reports the port the OS chose. It listens at once: with SO_REUSEADDR two sockets may both bind one
+    port, and only the first to listen has it, so a server that bound without listening could say it was ready on
+    a port another server answers."""
     try:
         family, kind, proto, _, address = socket.getaddrinfo(
             host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
         )[0]
     except (socket.gaierror, UnicodeError) as failure:
-        raise ConfigError(f"--host {host!r} is not an address of this machine: {_one_line(failure)}") from None
+        raise ConfigError(f"{flag} {host!r} is not an address of this machine: {_one_line(failure)}") from None
     sock = socket.socket(family, kind, proto)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a restart may reuse a port in TIME_WAIT at once
     try:
         sock.bind(address)
+        sock.listen(2048)  # uvicorn's backlog
     except OSError as failure:
         sock.close()
         if failure.errno == errno.EADDRINUSE:
             raise ConfigError(f"port {port} is in use; choose another with --port") from None
         if failure.errno == errno.EACCES:
             raise ConfigError(f"cannot listen on port {port}: permission denied; choose another with --port") from None
-        raise ConfigError(f"cannot listen on {host}:{port}: {_reason(failure)}") from None
+        raise ConfigError(f"cannot listen on {flag} {host} port {port}: {_reason(failure)}") from None
     sock.set_inheritable(True)
     return sock
 

@@ -3,6 +3,7 @@ server or refuse, configuration errors as one line with exit 2, clean stops, the
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import signal
@@ -10,6 +11,8 @@ import socket
 import stat
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -334,3 +337,61 @@ def test_exec_keys_from_flags_must_be_the_root_pair(exec_server: Server) -> None
     args = ["--port", str(exec_server.port), "--root-access-key", ROOT_KEY, "--root-secret-key", ROOT_SECRET]
     done = roleport("exec", *args, "--data-dir", "/nonexistent", "i-0123456789abcdef0", "--", "true")
     assert done.returncode == 1 and "InvalidInstanceID.NotFound" in done.stderr
+
+
+def test_two_servers_racing_for_one_port_one_wins_and_the_other_says_so(tmp_path: Path) -> None:
+    port = str(free_port())
+    racers = [
+        subprocess.Popen(
+            [*ROLEPORT, "serve", "--port", port, "--data-dir", str(tmp_path / f"d{i}")],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    try:
+        lines = [racer.stdout.readline() for racer in racers if racer.stdout is not None]
+        ready = [line for line in lines if "ready on" in line]
+        assert len(ready) == 1, lines
+        loser = racers[lines.index("")]
+        assert loser.wait(timeout=30) == 2
+        assert loser.communicate()[1] == f"roleport: port {port} is in use; choose another with --port\n"
+    finally:
+        for racer in racers:
+            racer.kill()
+            racer.communicate()
+
+
+def test_ipv6_host_and_a_zero_port_in_the_environment(serve: Any, tmp_path: Path) -> None:
+    running = serve("--host", "::1", "--port", "0")
+    assert "ready on http://[::1]:" in running.ready
+    printed = roleport(*running.env_command[1:], cwd=tmp_path)
+    assert exports(printed.stdout)["AWS_ENDPOINT_URL"].startswith("http://[::1]:"), printed.stderr
+    assert caller(printed.stdout) == "arn:aws:iam::123456789012:root"
+    env = {**os.environ, "ROLEPORT_PORT": "0"}  # as a shell that exported it for `serve` has it
+    done = subprocess.run([*ROLEPORT, "env"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert exports(done.stdout) == exports(printed.stdout), done.stderr
+
+
+def test_env_with_an_unusable_host_is_one_line(tmp_path: Path) -> None:
+    done = roleport("env", "--host", "a b", "--port", "5", cwd=tmp_path)
+    assert done.returncode == 1 and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("roleport: nothing answers at http://a b:5")
+
+
+def test_a_metadata_host_that_is_not_this_machines_is_one_line(tmp_path: Path) -> None:
+    done = roleport("serve", "--port", "0", "--metadata-host", "no-such-host.invalid", cwd=tmp_path)
+    _one_line_exit_2(done, "roleport: --metadata-host 'no-such-host.invalid' is not an address of this machine")
+
+
+def test_access_log_lines_cannot_be_forged(serve: Any, tmp_path: Path) -> None:
+    running = serve("--port", "0", "--access-log")
+    url = exports(roleport("env", cwd=tmp_path).stdout)["AWS_ENDPOINT_URL"]
+    forged = "GetRole%0A2026-12-08 00:00:00,000 127.0.0.1:1 POST / iam:DeleteRole 200 1.0ms fake"
+    with contextlib.suppress(urllib.error.HTTPError):
+        urllib.request.urlopen(f"{url}/?Action={forged.replace(' ', '%20')}", timeout=10).close()
+    _, err = running.stop()
+    assert "iam:DeleteRole" not in err.replace("%0A", "\n").split("\n")[0]
+    assert not any(line.startswith("2026-12-08 00:00:00,000") for line in err.splitlines())
+    assert "GetRole%0A2026-12-08%2000:00:00%2C000" in err

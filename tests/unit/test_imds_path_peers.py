@@ -61,3 +61,8 @@ def test_other_callers_get_forbidden_and_the_instance_is_not_asked(peer: str) ->
 def test_a_wide_metadata_host_serves_every_caller() -> None:
     status, body, _ = fetch(PathEndpoint(None, "0.0.0.0"), "192.0.2.7")  # type: ignore[arg-type]
     assert (status, body) == (200, b"credentials")
+
+
+def test_a_dual_stack_listener_sees_local_callers_as_loopback() -> None:
+    status, body, _ = fetch(PathEndpoint(None, "127.0.0.1"), "::ffff:127.0.0.1")  # type: ignore[arg-type]
+    assert (status, body) == (200, b"credentials")

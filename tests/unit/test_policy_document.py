@@ -80,3 +80,12 @@ def test_malformed_permissions_policies(text: str, message: str) -> None:
 )
 def test_malformed_trust_policies(fields: dict[str, Any], message: str) -> None:
     assert malformed(statement(**fields), trust=True) == message
+
+
+def test_a_string_that_never_closes_is_read_in_one_pass() -> None:
+    """A 130,000-character document of escaped quotes with no closing one: the depth check reads it in one pass
+    (with a backtracking pattern it took about a minute, holding the event loop), and it is malformed."""
+    text = '"' + '\\"' * 65000
+    with pytest.raises(AwsError) as caught:
+        policy_document.parse(text)
+    assert caught.value.code == "MalformedPolicyDocument"
