@@ -23,6 +23,7 @@ COMMON_STATUS: dict[str, int] = {
     "MissingParameter": 400,
     "NotImplemented": 501,
     "OptInRequired": 403,
+    "RequestEntityTooLargeException": 413,  # AWS's common errors, shared by every service's API reference
     "RequestExpired": 400,
     "ServiceUnavailable": 503,
     "SignatureDoesNotMatch": 403,

@@ -335,7 +335,7 @@ class AwsEndpoint:
         service = spec.detect(signed.service if signed else None, _pairs(query, {}) if query else {})
         # AWS's common errors, shared by every service's API reference: "RequestEntityTooLargeException - Problems
         # with the request at the HTTP level. The request entity is too large. HTTP Status Code: 413".
-        failure = AwsError("RequestEntityTooLargeException", "The request entity is too large.", status=413)
+        failure = AwsError("RequestEntityTooLargeException", "The request entity is too large.")
         request_id = _request_id()
         status, body = xml.serialize_error(service, failure, request_id)
         return status, [(b"content-type", b"text/xml"), (b"x-amzn-requestid", request_id.encode())], body

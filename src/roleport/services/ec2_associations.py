@@ -80,7 +80,7 @@ def _not_active(association_id: str) -> AwsError:
 def _not_the_active(association_id: str) -> AwsError:
     # AWS's answer to ReplaceIamInstanceProfileAssociation on an association that is not the instance's active one
     # (aws/aws-cli#5251).
-    return AwsError("IncorrectState", f"The association {association_id} is not the active association", status=400)
+    return AwsError("IncorrectState", f"The association {association_id} is not the active association")
 
 
 def _end(ctx: Ctx, row: Row, refused: AwsError) -> None:

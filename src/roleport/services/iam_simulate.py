@@ -95,7 +95,7 @@ def _window(p: Params, total: int) -> tuple[int, int]:
     if p.get("Marker"):
         kind, index = paging.decode_marker(p["Marker"], 2)
         if kind != _MARKER_KIND or not index.isdigit() or not 0 < int(index) < total:
-            raise AwsError("InvalidInput", "Invalid Marker.", status=400)
+            raise AwsError("InvalidInput", "Invalid Marker.")
         start = int(index)
     return start, min(total, start + int(p.get("MaxItems", iam_common.DEFAULT_MAX_ITEMS)))
 
