@@ -161,6 +161,11 @@ def _server_options(command: Callable[..., Any]) -> Callable[..., Any]:
     )
 
 
+def _check_key_pair(access_key: str | None, secret_key: str | None) -> None:
+    if bool(access_key) != bool(secret_key):
+        raise click.UsageError("--root-access-key and --root-secret-key go together")
+
+
 def _settings(
     host: str,
     port: int,
@@ -180,8 +185,7 @@ def _settings(
     association_delay: float = 0.0,
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT_SECONDS,
 ) -> Settings:
-    if bool(root_access_key) != bool(root_secret_key):
-        raise click.UsageError("--root-access-key and --root-secret-key go together")
+    _check_key_pair(root_access_key, root_secret_key)
     if not (account_id.isdigit() and len(account_id) == 12):
         raise click.UsageError("--account-id must be 12 digits")
     try:
@@ -377,8 +381,7 @@ def serve(access_log: bool, read_cache: bool, **options: Any) -> None:
 def _target(options: Mapping[str, Any]) -> Target:
     from roleport import find_server
 
-    if bool(options["root_access_key"]) != bool(options["root_secret_key"]):
-        raise click.UsageError("--root-access-key and --root-secret-key go together")
+    _check_key_pair(options["root_access_key"], options["root_secret_key"])
     return find_server.locate(
         options["data_dir"],
         options["host"],

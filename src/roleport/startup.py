@@ -96,15 +96,14 @@ def check_store(url: str) -> None:
         store.create()
         with store.transaction(write=True, journaled=False) as tx:
             tx.execute(update(schema.counters).where(schema.counters.c.name == "journal").values(value=0))
-    except (SQLAlchemyError, OSError, RuntimeError) as failure:
-        store.dispose()
-        raise ConfigError(f"cannot use the database {shown}: {_one_line(failure)}") from None
-    except Exception as failure:  # the drivers' own errors (sqlite3, psycopg) on paths SQLAlchemy does not wrap
-        store.dispose()
-        if type(failure).__module__.split(".")[0] not in ("sqlite3", "psycopg"):
+    except Exception as failure:
+        # SQLAlchemy's errors, and the drivers' own (sqlite3, psycopg) on paths SQLAlchemy does not wrap.
+        ours = isinstance(failure, SQLAlchemyError | OSError | RuntimeError)
+        if not ours and type(failure).__module__.split(".")[0] not in ("sqlite3", "psycopg"):
             raise
         raise ConfigError(f"cannot use the database {shown}: {_one_line(failure)}") from None
-    store.dispose()
+    finally:
+        store.dispose()
 
 
 def bind(host: str, port: int, flag: str = "--host") -> socket.socket:
