@@ -22,7 +22,7 @@ from botocore.credentials import Credentials
 
 from roleport.config import Quotas, Settings
 from roleport.pipeline import Pipeline, WireRequest, system_clock
-from roleport.services import iam_policies
+from roleport.store import seed
 from roleport.store.db import Store
 
 HOST = "127.0.0.1:7665"
@@ -138,7 +138,7 @@ def main() -> None:
         store = Store(settings.store_url)
         store.create()
         with store.transaction(True) as tx:
-            iam_policies.seed_aws_managed_policies(tx)
+            seed.seed_aws_managed_policies(tx)
         pipeline = Pipeline(settings, store, system_clock)
         session = setup(pipeline)
         request = wire(

@@ -28,8 +28,7 @@ from botocore.credentials import Credentials
 
 from roleport.config import Quotas, Settings
 from roleport.pipeline import AwsEndpoint, Pipeline, WireRequest, system_clock
-from roleport.services import iam_common, iam_policies
-from roleport.store import journal
+from roleport.store import journal, seed
 from roleport.store.db import Store
 
 HOST = "127.0.0.1:7665"
@@ -62,8 +61,7 @@ def build(folder: str) -> Pipeline:
     store = Store(settings.store_url, journal=propagation.journal)  # as build_app makes it
     store.create()
     with store.transaction(True, journaled=False) as tx:
-        iam_policies.seed_aws_managed_policies(tx)
-        iam_common.ensure_counters(tx, settings.account_id)
+        seed.seed(tx, settings.account_id)
     pipeline = Pipeline(settings, store, system_clock)
     for form in (
         {"Action": "CreateRole", "RoleName": "bench-role", "AssumeRolePolicyDocument": TRUST},

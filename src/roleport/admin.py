@@ -18,14 +18,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from roleport.auth import identity, sigv4
-from roleport.clock import ControlledClock, system_clock
+from roleport.clock import Clock, ControlledClock, system_clock
 from roleport.config import Settings
 from roleport.errors import AwsError
-from roleport.services import iam_common, iam_policies
-from roleport.store import journal, schema
+from roleport.store import journal, schema, seed
 from roleport.store.db import Store, hold_setup_lock
 
-Clock = Callable[[], datetime]
 # What a reset keeps: the schema's version, the server's own secrets (IMDS token key), the counters, which only
 # move forward so that nothing derived before the reset can be mistaken for current after it, and the console's
 # sign-ins, which belong to browsers rather than to the account's state (like the root keys, which stay): a console
@@ -89,8 +87,7 @@ def routes(
                 quota_counters = schema.counters.c.name.not_in(["iam", journal.LOCK_COUNTER])
                 tx.execute(delete(schema.counters).where(quota_counters))
                 tx.execute(identity.BUMP_GENERATION)
-                iam_policies.seed_aws_managed_policies(tx)
-                iam_common.ensure_counters(tx, settings.account_id)
+                seed.seed(tx, settings.account_id)
             propagation.flushed()
 
         await call(work)

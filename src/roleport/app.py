@@ -16,16 +16,17 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from roleport import __version__, admin, imds, imds_server, limits
-from roleport.clock import ControlledClock
+from roleport import __version__, admin, limits
+from roleport.clock import Clock, ControlledClock, system_clock
 from roleport.config import Settings
 from roleport.console import build_console
 from roleport.errors import AwsError
-from roleport.imds_replies import Reply, error
-from roleport.pipeline import AwsEndpoint, Clock, Pipeline, system_clock
+from roleport.imds import service as imds_service
+from roleport.imds import transport
+from roleport.imds.replies import Reply, error
+from roleport.pipeline import AwsEndpoint, Pipeline
 from roleport.protocol import spec
-from roleport.services import iam_common, iam_policies
-from roleport.store import journal
+from roleport.store import journal, seed
 from roleport.store.db import Store, hold_setup_lock
 
 log = logging.getLogger("roleport")
@@ -42,15 +43,15 @@ def build_app(settings: Settings, clock: Clock = system_clock) -> ASGIApp:
     store = Store(settings.store_url, journal=propagation.journal)
     inline = store.kind == "sqlite"  # as for AWS calls: SQLite answers faster than a thread hop (pipeline.py)
     aws = AwsEndpoint(Pipeline(settings, store, clock), inline=inline)
-    metadata = imds.MetadataService(settings, store, clock)
+    metadata = imds_service.MetadataService(settings, store, clock)
 
     async def respond(instance_id: str, method: str, path: str, headers: Mapping[str, str]) -> Reply | None:
         if inline:
             return metadata.handle(instance_id, method, path, headers)
         return await run_in_threadpool(metadata.handle, instance_id, method, path, headers)
 
-    metadata_paths = imds_server.PathEndpoint(respond, settings.metadata_host)
-    listeners = imds_server.Listeners(settings.metadata_host, respond, request_timeout=settings.request_timeout)
+    metadata_paths = transport.PathEndpoint(respond, settings.metadata_host)
+    listeners = transport.Listeners(settings.metadata_host, respond, request_timeout=settings.request_timeout)
 
     async def retire_listeners() -> None:
         """Close the listeners of instances that are terminated or gone. Instances change state in the store, by
@@ -73,8 +74,7 @@ def build_app(settings: Settings, clock: Clock = system_clock) -> ASGIApp:
         store.create()
         with store.transaction(write=True, journaled=False) as tx:
             hold_setup_lock(tx)  # another process starting on the database may be seeding it too
-            iam_policies.seed_aws_managed_policies(tx)
-            iam_common.ensure_counters(tx, settings.account_id)
+            seed.seed(tx, settings.account_id)
         metadata.load_key()
         sweeper = asyncio.create_task(sweep())
         yield
@@ -129,7 +129,7 @@ def build_app(settings: Settings, clock: Clock = system_clock) -> ASGIApp:
         # AWS SDKs send every IAM, STS and EC2 call to the endpoint's root path.
         if scope["type"] == "http" and scope["path"] == "/":
             await aws(scope, receive, send)
-        elif scope["type"] == "http" and scope["path"].startswith(imds_server.PATH_PREFIX):
+        elif scope["type"] == "http" and scope["path"].startswith(transport.PATH_PREFIX):
             await metadata_paths(scope, receive, send)
         else:
             await site(scope, receive, send)
@@ -143,7 +143,7 @@ def too_large(scope: Scope) -> limits.Refusal:
     path = scope["path"]
     if path == "/":
         return limits.Refusal(*AwsEndpoint.too_large(scope))
-    if path.startswith(imds_server.PATH_PREFIX):
+    if path.startswith(transport.PATH_PREFIX):
         page = error(413)
         return limits.Refusal(413, [(b"content-type", page.content_type.encode())], page.body)
     if path.startswith("/console"):

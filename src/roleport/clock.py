@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 # The span a controlled clock may show. The server adds hours to days to its time (credential expiry, presigned
 # windows, propagation delays), so the top stays far below datetime's year 9999, where that arithmetic would overflow.
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
+# What reads the server's time takes one of these: system_clock or a ControlledClock.
+Clock = Callable[[], datetime]
 
 
 def system_clock() -> datetime:

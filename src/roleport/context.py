@@ -2,31 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from roleport.config import Settings
 from roleport.store.db import Tx
 
+if TYPE_CHECKING:  # a type only: the vocabulary layer must not import auth at run time
+    from roleport.auth.principal import Principal
+
 Params = dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """The identity a request was signed by."""
-
-    kind: str  # "root", "user" or "assumed-role"
-    arn: str  # arn:aws:iam::A:root, arn:aws:iam::A:user/P/N, arn:aws:sts::A:assumed-role/ROLE/SESSION
-    user_id: str  # the account id, AIDA…, or AROA…:SESSION, as GetCallerIdentity gives them
-    account_id: str
-    name: str = ""  # the user's or the role's name
-    entity_id: str = ""  # the users or roles row behind it
-    entity_arn: str = ""  # the user's or the role's own ARN (aws:PrincipalArn for a role session is the role ARN)
-    session_name: str = ""
-    session_policy: str | None = None  # a JSON list of the session's policy documents
-    token_issued: datetime | None = None
-    source_instance: str | None = None  # the instance whose metadata service issued the credentials
 
 
 class Authorizer(Protocol):

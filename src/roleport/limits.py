@@ -23,7 +23,7 @@ from roleport.config import DEFAULT_REQUEST_TIMEOUT_SECONDS
 # that with room to spare, and is the console's own form limit (console/web.py).
 MAX_BODY_BYTES = 1 << 20
 # A request's line and headers: SigV4's headers with a session token (a few KB) fit many times over; the metadata
-# listeners allow 16 KiB (imds_server.MAX_HEAD_BYTES), and the console's cookies are small.
+# listeners allow 16 KiB (imds/transport.py MAX_HEAD_BYTES), and the console's cookies are small.
 MAX_HEAD_BYTES = 64 * 1024
 
 

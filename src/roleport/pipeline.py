@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any, NamedTuple
 from urllib.parse import unquote
@@ -16,9 +15,10 @@ from starlette.types import Receive, Scope, Send
 from roleport.auth import identity, resources, sigv4
 from roleport.auth import principal as principals
 from roleport.auth.access import Access
-from roleport.clock import system_clock
+from roleport.auth.principal import Principal
+from roleport.clock import Clock, system_clock
 from roleport.config import Settings
-from roleport.context import Ctx, Principal
+from roleport.context import Ctx
 from roleport.errors import AwsError
 from roleport.protocol import query, spec, validate, xml
 from roleport.read_cache import ReadCache
@@ -26,8 +26,6 @@ from roleport.services import registry
 from roleport.store.db import Store, Tx
 
 log = logging.getLogger("roleport")
-
-Clock = Callable[[], datetime]
 
 
 class WireRequest(NamedTuple):

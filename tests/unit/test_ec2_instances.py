@@ -10,7 +10,7 @@ import pytest
 
 from roleport.config import Settings
 from roleport.errors import AwsError
-from roleport.services import ec2_common, ec2_instance_filters, ec2_instances
+from roleport.services import ec2_instance_filters, ec2_instances, ec2_lifecycle
 
 NOW = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
 
@@ -80,8 +80,8 @@ def test_hop_limit_outside_1_to_64_is_refused() -> None:
 
 def test_terminated_instances_vanish_an_hour_after_terminating() -> None:
     # shutting-down entered at T settles to terminated at T + delay, and is hidden from T + delay + 1 hour.
-    assert ec2_common.hidden_before(ctx(delay=0.2)) == NOW - timedelta(seconds=0.2) - timedelta(hours=1)
-    assert ec2_common.cutoff(ctx(delay=0)) == NOW
+    assert ec2_lifecycle.hidden_before(ctx(delay=0.2)) == NOW - timedelta(seconds=0.2) - timedelta(hours=1)
+    assert ec2_lifecycle.cutoff(ctx(delay=0)) == NOW
 
 
 def test_launch_tags_keep_the_last_value_per_key_and_skip_other_resources() -> None:

@@ -1,5 +1,5 @@
-"""imds.py on a real SQLite store with a pinned clock: token bounds and expiry to the millisecond, the trust check,
-instance states, and when credentials are re-served or rotated, without sleeping."""
+"""imds/service.py on a real SQLite store with a pinned clock: token bounds and expiry to the millisecond, the trust
+check, instance states, and when credentials are re-served or rotated, without sleeping."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 
-from roleport import imds, imds_replies, imds_tokens
 from roleport.config import Settings
+from roleport.imds import replies as imds_replies
+from roleport.imds import service as imds
+from roleport.imds import tokens as imds_tokens
 from roleport.store import schema
 from roleport.store.db import Store
 

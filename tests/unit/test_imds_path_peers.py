@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from roleport.imds_replies import Reply
-from roleport.imds_server import PathEndpoint
+from roleport.imds.replies import Reply
+from roleport.imds.transport import PathEndpoint
 
 SECRET = Reply(200, b"credentials", "text/plain", ())
 

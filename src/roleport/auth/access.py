@@ -9,8 +9,8 @@ from datetime import datetime
 
 from roleport.auth import identity
 from roleport.auth.policy import ALLOWED, Decision, Request, authorize, evaluate
+from roleport.auth.principal import Principal
 from roleport.auth.resources import Resource
-from roleport.context import Principal
 from roleport.errors import AwsError
 from roleport.store import schema
 from roleport.store.db import Tx

@@ -13,7 +13,7 @@ from sqlalchemy import bindparam, select, update
 
 from roleport.auth import policy_document
 from roleport.auth.policy import Policy
-from roleport.context import Principal
+from roleport.auth.principal import Principal
 from roleport.store import journal, schema
 from roleport.store.db import Prepared, Tx
 

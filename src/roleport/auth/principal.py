@@ -1,21 +1,40 @@
-"""Access key → the principal that owns it, and the secret its signatures must be made with."""
+"""The principal behind a request: who signed it, found from the access key, with the secret its signatures must be
+made with."""
 
 from __future__ import annotations
 
 import functools
 import hmac
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import bindparam, select
 
 from roleport import ids
+from roleport.auth import sessions
 from roleport.auth.sigv4 import SignedRequest
 from roleport.config import Settings
-from roleport.context import Principal
 from roleport.errors import AwsError
-from roleport.services import sts_sessions
 from roleport.store import schema
 from roleport.store.db import Prepared, Tx
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The identity a request was signed by."""
+
+    kind: str  # "root", "user" or "assumed-role"
+    arn: str  # arn:aws:iam::A:root, arn:aws:iam::A:user/P/N, arn:aws:sts::A:assumed-role/ROLE/SESSION
+    user_id: str  # the account id, AIDA…, or AROA…:SESSION, as GetCallerIdentity gives them
+    account_id: str
+    name: str = ""  # the user's or the role's name
+    entity_id: str = ""  # the users or roles row behind it
+    entity_arn: str = ""  # the user's or the role's own ARN (aws:PrincipalArn for a role session is the role ARN)
+    session_name: str = ""
+    session_policy: str | None = None  # a JSON list of the session's policy documents
+    token_issued: datetime | None = None
+    source_instance: str | None = None  # the instance whose metadata service issued the credentials
+
 
 _USER_KEY = Prepared(
     select(
@@ -93,7 +112,7 @@ def resolve(
 
 
 def _session(tx: Tx, signed: SignedRequest, service: str, now: datetime) -> tuple[Principal, str]:
-    session = sts_sessions.find(tx, signed.access_key_id)
+    session = sessions.find(tx, signed.access_key_id)
     token = signed.security_token
     if session is None or token is None or not hmac.compare_digest(session.token.encode(), token.encode()):
         raise invalid_token(service)
@@ -102,7 +121,7 @@ def _session(tx: Tx, signed: SignedRequest, service: str, now: datetime) -> tupl
     role_name = session.role_arn.rsplit("/", 1)[-1]
     principal = Principal(
         kind="assumed-role",
-        arn=sts_sessions.assumed_role_arn(session.account_id, role_name, session.session_name),
+        arn=sessions.assumed_role_arn(session.account_id, role_name, session.session_name),
         user_id=f"{session.role_id}:{session.session_name}",
         account_id=session.account_id,
         name=role_name,

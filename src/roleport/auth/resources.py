@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import bindparam, select
 
 from roleport import ids
-from roleport.context import Principal
+from roleport.auth.principal import Principal
 from roleport.store import schema
 from roleport.store.db import Prepared, Tx
 

@@ -18,8 +18,8 @@ from typing import Any
 
 from roleport.auth import principal as principals
 from roleport.auth import sigv4
+from roleport.auth.principal import Principal
 from roleport.config import Settings
-from roleport.context import Principal
 from roleport.errors import AwsError
 from roleport.pipeline import Pipeline
 from roleport.protocol import spec, validate

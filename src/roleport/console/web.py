@@ -18,9 +18,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from roleport.auth.principal import Principal
 from roleport.console import actions
 from roleport.console.session import COOKIE, Session, Sessions
-from roleport.context import Principal
 from roleport.pipeline import Pipeline
 
 MAX_FORM_BYTES = 1 << 20

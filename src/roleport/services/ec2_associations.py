@@ -8,14 +8,19 @@ from sqlalchemy import bindparam, select, update
 
 from roleport.context import Ctx, Params
 from roleport.errors import AwsError
-from roleport.services import ec2_common
-from roleport.services.ec2_common import ASSOCIATION, INSTANCE, association_out, associations, matches
+from roleport.services import ec2_filters, ec2_ids, ec2_lifecycle, ec2_profiles
+from roleport.services.ec2_filters import matches
 from roleport.services.ec2_instance_views import find_instances
+from roleport.services.ec2_lifecycle import ASSOCIATION_STATES, INSTANCE_STATES, associations
+from roleport.services.ec2_profiles import association_out
 from roleport.services.registry import operation
+from roleport.store import paging
 from roleport.store.db import Prepared, Row
 
 # Locks are always taken instance first, then association (as TerminateInstances does), so concurrent calls on one
 # instance queue behind each other instead of deadlocking on PostgreSQL.
+
+_TOKENS = paging.Ec2Tokens("associations")
 
 
 def _not_in_state(instance_id: str, states: str) -> AwsError:
@@ -26,14 +31,14 @@ def _not_in_state(instance_id: str, states: str) -> AwsError:
 
 def _locked_instance(ctx: Ctx, instance_id: str, allowed: tuple[str, ...], states: str) -> Row:
     row = find_instances(ctx, [instance_id], for_update=True)[instance_id]
-    if INSTANCE.at(row.state, row.state_since, ec2_common.cutoff(ctx)) not in allowed:
+    if INSTANCE_STATES.at(row.state, row.state_since, ec2_lifecycle.cutoff(ctx)) not in allowed:
         raise _not_in_state(instance_id, states)
     return row
 
 
 def _visible(ctx: Ctx) -> tuple[Any, Any]:
     """Associations not yet disassociated (EC2 stops listing them then), and their derived state as SQL."""
-    effective = ASSOCIATION.sql(associations.c.state, associations.c.state_since, ec2_common.cutoff(ctx))
+    effective = ASSOCIATION_STATES.sql(associations.c.state, associations.c.state_since, ec2_lifecycle.cutoff(ctx))
     query = select(associations).where(associations.c.account_id == ctx.account_id, effective != "disassociated")
     return query, effective
 
@@ -42,17 +47,18 @@ _ONE = Prepared(
     select(associations).where(
         associations.c.account_id == bindparam("account"),
         associations.c.id == bindparam("id"),
-        ASSOCIATION.sql(associations.c.state, associations.c.state_since, bindparam("cutoff")) != "disassociated",
+        ASSOCIATION_STATES.sql(associations.c.state, associations.c.state_since, bindparam("cutoff"))
+        != "disassociated",
     )
 )
 
 
 def _find(ctx: Ctx, association_id: str) -> Row:
-    [wanted] = ec2_common.check_association_ids([association_id])
-    values = {"account": ctx.account_id, "id": wanted, "cutoff": ec2_common.cutoff(ctx)}
+    [wanted] = ec2_ids.check_association_ids([association_id])
+    values = {"account": ctx.account_id, "id": wanted, "cutoff": ec2_lifecycle.cutoff(ctx)}
     row = ctx.tx.execute(_ONE, values).first()
     if row is None:
-        raise ec2_common.associations_not_found([wanted])
+        raise ec2_ids.associations_not_found([wanted])
     return row
 
 
@@ -101,13 +107,13 @@ def _out(row: Row, state: str) -> dict[str, Any]:
 
 @operation("ec2", "AssociateIamInstanceProfile")
 def associate_iam_instance_profile(ctx: Ctx, p: Params) -> dict[str, Any]:
-    [instance_id] = ec2_common.check_instance_ids([p["InstanceId"]])
+    [instance_id] = ec2_ids.check_instance_ids([p["InstanceId"]])
     # AssociateIamInstanceProfile reference: "with a running or stopped instance".
     instance = _locked_instance(ctx, instance_id, ("running", "stopped"), "'running' or 'stopped' states")
-    profile = ec2_common.resolve_profile(ctx, p["IamInstanceProfile"])
+    profile = ec2_profiles.resolve_profile(ctx, p["IamInstanceProfile"])
     if instance.association_id is not None:
-        raise ec2_common.existing_association(instance_id)
-    made = ec2_common.start_association(ctx, instance_id, profile)
+        raise ec2_profiles.existing_association(instance_id)
+    made = ec2_profiles.start_association(ctx, instance_id, profile)
     out = association_out(made["id"], instance_id, profile.arn, profile.id, "associating", ctx.now)
     return {"IamInstanceProfileAssociation": out}
 
@@ -116,11 +122,11 @@ def associate_iam_instance_profile(ctx: Ctx, p: Params) -> dict[str, Any]:
 def replace_iam_instance_profile_association(ctx: Ctx, p: Params) -> dict[str, Any]:
     # ReplaceIamInstanceProfileAssociation reference: "for the specified running instance".
     old = _find_locked(ctx, p["AssociationId"], ("running",), "'running' state")
-    profile = ec2_common.resolve_profile(ctx, p["IamInstanceProfile"])
+    profile = ec2_profiles.resolve_profile(ctx, p["IamInstanceProfile"])
     # AWS: replace rather than disassociate + associate, so the instance is never without credentials; the new
     # association gets a new id (ReplaceIamInstanceProfileAssociation sample response).
     _end(ctx, old, _not_the_active(old.id))
-    made = ec2_common.start_association(ctx, old.instance_id, profile)
+    made = ec2_profiles.start_association(ctx, old.instance_id, profile)
     out = association_out(made["id"], old.instance_id, profile.arn, profile.id, "associating", ctx.now)
     return {"IamInstanceProfileAssociation": out}
 
@@ -144,7 +150,7 @@ def _filtered(ctx: Ctx, query: Any, effective: Any, p: Params) -> Any:
         elif name == "state":
             query = query.where(matches(effective, values, dialect))
         else:
-            raise ec2_common.invalid_filter(name)
+            raise ec2_filters.invalid_filter(name)
     return query
 
 
@@ -152,7 +158,7 @@ def _page_size(p: Params) -> int:
     # The model says 5-1000, but AWS accepted 4 and 1001 here (see protocol/ec2_constraints.py), so out-of-range sizes
     # are clamped rather than refused.
     size = p.get("MaxResults")
-    return ec2_common.DEFAULT_PAGE if size is None else min(max(int(size), 1), ec2_common.DEFAULT_PAGE)
+    return paging.EC2_DEFAULT_PAGE if size is None else min(max(int(size), 1), paging.EC2_DEFAULT_PAGE)
 
 
 def _check_combination(wanted: list[str], p: Params) -> None:
@@ -166,7 +172,7 @@ def _check_combination(wanted: list[str], p: Params) -> None:
 
 @operation("ec2", "DescribeIamInstanceProfileAssociations")
 def describe_iam_instance_profile_associations(ctx: Ctx, p: Params) -> dict[str, Any]:
-    wanted = ec2_common.check_association_ids(p.get("AssociationIds", []))
+    wanted = ec2_ids.check_association_ids(p.get("AssociationIds", []))
     _check_combination(wanted, p)
     query, effective = _visible(ctx)
     if wanted:
@@ -174,10 +180,10 @@ def describe_iam_instance_profile_associations(ctx: Ctx, p: Params) -> dict[str,
         found = set(ctx.tx.execute(query.with_only_columns(associations.c.id)).scalars())
         missing = [value for value in wanted if value not in found]
         if missing:
-            raise ec2_common.associations_not_found(missing)
+            raise ec2_ids.associations_not_found(missing)
     query = _filtered(ctx, query.add_columns(effective.label("effective_state")), effective, p)
     size = max(_page_size(p), len(wanted))
-    rows, token = ec2_common.page_rows(ctx, query, associations.c.seq, p.get("NextToken"), "associations", size)
+    rows, token = paging.page(ctx.tx, query, [associations.c.seq], p.get("NextToken"), size, _TOKENS)
     result: dict[str, Any] = {"IamInstanceProfileAssociations": [_out(row, row.effective_state) for row in rows]}
     if token:
         result["NextToken"] = token

@@ -13,8 +13,9 @@ from sqlalchemy.sql.elements import ColumnElement
 from roleport.context import Ctx
 from roleport.errors import AwsError
 from roleport.protocol import spec
-from roleport.services import ec2_common
-from roleport.services.ec2_common import INSTANCE, METADATA, STATE_NAMES, as_text, associations, instances, matches
+from roleport.services import ec2_filters, ec2_lifecycle
+from roleport.services.ec2_filters import as_text, matches
+from roleport.services.ec2_lifecycle import INSTANCE_STATES, METADATA_STATES, STATE_NAMES, associations, instances
 from roleport.store import schema
 
 tags = schema.ec2_instance_tags
@@ -52,7 +53,7 @@ def _columns(cutoff: Any) -> Mapping[str, Any]:
         "iam-instance-profile.id": m.profile_id,
         "image-id": i.image_id,
         "instance-id": i.id,
-        "instance-state-name": INSTANCE.sql(i.state, i.state_since, cutoff),
+        "instance-state-name": INSTANCE_STATES.sql(i.state, i.state_since, cutoff),
         "instance-type": i.instance_type,
         "launch-index": as_text(i.launch_index),
         "metadata-options.http-endpoint": i.http_endpoint,
@@ -60,7 +61,7 @@ def _columns(cutoff: Any) -> Mapping[str, Any]:
         "metadata-options.http-put-response-hop-limit": as_text(i.http_put_response_hop_limit),
         "metadata-options.http-tokens": i.http_tokens,
         "metadata-options.instance-metadata-tags": i.instance_metadata_tags,
-        "metadata-options.state": METADATA.sql(i.metadata_state, i.metadata_since, cutoff),
+        "metadata-options.state": METADATA_STATES.sql(i.metadata_state, i.metadata_since, cutoff),
         "owner-id": i.account_id,
         "private-dns-name": i.private_dns_name,
         "private-ip-address": i.private_ip,
@@ -87,7 +88,7 @@ def _check_values(values: Sequence[str]) -> None:
 def conditions(ctx: Ctx, filters: Sequence[Mapping[str, Any]]) -> list[ColumnElement[bool]]:
     """One condition per filter, ANDed by the caller; the values of one filter are ORed (EC2 Filter reference)."""
     dialect = ctx.tx.dialect.name
-    columns = _columns(ec2_common.cutoff(ctx))
+    columns = _columns(ec2_lifecycle.cutoff(ctx))
     out: list[ColumnElement[bool]] = []
     for item in filters:
         name, values = item.get("Name", ""), list(item.get("Values", []))
@@ -111,4 +112,4 @@ def _condition(name: str, values: list[str], columns: Mapping[str, Any], dialect
     if name in aws_filter_names():
         # A filter AWS knows on an attribute roleport's instances do not have (VPC, subnet, volumes...): none match.
         return false()
-    raise ec2_common.invalid_filter(name)
+    raise ec2_filters.invalid_filter(name)

@@ -10,10 +10,10 @@ from sqlalchemy import update
 
 from roleport.context import Ctx, Params
 from roleport.errors import AwsError
-from roleport.services import ec2_common
-from roleport.services.ec2_common import INSTANCE, instances, state_out
+from roleport.services import ec2_ids, ec2_lifecycle, ec2_profiles
 from roleport.services.ec2_instance_views import find_instances, metadata_out
 from roleport.services.ec2_instances import metadata_options
+from roleport.services.ec2_lifecycle import INSTANCE_STATES, instances, state_out
 from roleport.services.registry import operation
 
 USER_SHUTDOWN = "Client.UserInitiatedShutdown"  # StateReason.Code after a user's stop or terminate
@@ -61,13 +61,13 @@ def _change(
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """Move every listed instance or none: all are checked before any changes (EC2 calls are all-or-nothing).
     Returns the state changes in request order and the ids that actually moved."""
-    wanted = ec2_common.check_instance_ids(p["InstanceIds"])
+    wanted = ec2_ids.check_instance_ids(p["InstanceIds"])
     found = find_instances(ctx, wanted, for_update=True)
-    cutoff = ec2_common.cutoff(ctx)
+    cutoff = ec2_lifecycle.cutoff(ctx)
     plan: list[tuple[str, str, str | None]] = []
     for instance_id in wanted:
         row = found[instance_id]
-        current = INSTANCE.at(row.state, row.state_since, cutoff)
+        current = INSTANCE_STATES.at(row.state, row.state_since, cutoff)
         if current not in moves:
             raise refuse(instance_id, current)
         plan.append((instance_id, current, moves[current]))
@@ -100,7 +100,7 @@ def start_instances(ctx: Ctx, p: Params) -> dict[str, Any]:
 def terminate_instances(ctx: Ctx, p: Params) -> dict[str, Any]:
     changes, moved = _change(ctx, p, _TERMINATE, _cannot_terminate, {"state_reason": USER_SHUTDOWN})
     if moved:
-        ec2_common.end_associations(ctx, moved)
+        ec2_profiles.end_associations(ctx, moved)
     return {"TerminatingInstances": changes}
 
 
@@ -115,9 +115,9 @@ _METADATA_MEMBERS = {
 
 @operation("ec2", "ModifyInstanceMetadataOptions")
 def modify_instance_metadata_options(ctx: Ctx, p: Params) -> dict[str, Any]:
-    [instance_id] = ec2_common.check_instance_ids([p["InstanceId"]])
+    [instance_id] = ec2_ids.check_instance_ids([p["InstanceId"]])
     row = find_instances(ctx, [instance_id], for_update=True)[instance_id]
-    current = INSTANCE.at(row.state, row.state_since, ec2_common.cutoff(ctx))
+    current = INSTANCE_STATES.at(row.state, row.state_since, ec2_lifecycle.cutoff(ctx))
     if current in ("shutting-down", "terminated"):
         message = f"The instance '{instance_id}' is not in a valid state for this operation."
         raise AwsError("IncorrectInstanceState", message, status=400)

@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy import bindparam, select
 
 from roleport.context import Ctx
-from roleport.services import ec2_common
-from roleport.services.ec2_common import INSTANCE, METADATA, associations, instances, state_out
+from roleport.services import ec2_ids, ec2_lifecycle
+from roleport.services.ec2_lifecycle import INSTANCE_STATES, METADATA_STATES, associations, instances, state_out
 from roleport.store import schema
 from roleport.store.db import Prepared, Row
 
@@ -62,7 +62,7 @@ def instance_out(
 ) -> dict[str, Any]:
     """An Instance as DescribeInstances sends it. `state` and `metadata_state` override the derived states: a
     mutating call's own response shows the passing state it entered, even when the delay is zero."""
-    name = state or INSTANCE.at(row.state, row.state_since, cutoff)
+    name = state or INSTANCE_STATES.at(row.state, row.state_since, cutoff)
     out: dict[str, Any] = {
         **_FIXED,
         "InstanceId": row.id,
@@ -94,7 +94,7 @@ def instance_out(
 
 def metadata_out(row: Row, cutoff: datetime, *, state: str | None = None) -> dict[str, Any]:
     return {
-        "State": state or METADATA.at(row.metadata_state, row.metadata_since, cutoff),
+        "State": state or METADATA_STATES.at(row.metadata_state, row.metadata_since, cutoff),
         "HttpTokens": row.http_tokens,
         "HttpPutResponseHopLimit": row.http_put_response_hop_limit,
         "HttpEndpoint": row.http_endpoint,
@@ -123,7 +123,7 @@ def tags_by_instance(ctx: Ctx, instance_ids: Sequence[str]) -> dict[str, list[di
 def reservations_out(ctx: Ctx, rows: Sequence[Row]) -> list[dict[str, Any]]:
     """Instances grouped under their reservations, in the order given."""
     tag_lists = tags_by_instance(ctx, [row.id for row in rows])
-    cutoff = ec2_common.cutoff(ctx)
+    cutoff = ec2_lifecycle.cutoff(ctx)
     grouped: dict[str, dict[str, Any]] = {}
     for row in rows:
         reservation = grouped.setdefault(
@@ -139,7 +139,7 @@ def reservations_out(ctx: Ctx, rows: Sequence[Row]) -> list[dict[str, Any]]:
 
 def visible_instances(ctx: Ctx) -> Any:
     return INSTANCE_ROWS.where(
-        instances.c.account_id == ctx.account_id, ec2_common.instance_visible_sql(ec2_common.hidden_before(ctx))
+        instances.c.account_id == ctx.account_id, ec2_lifecycle.instance_visible_sql(ec2_lifecycle.hidden_before(ctx))
     )
 
 
@@ -147,7 +147,7 @@ def visible_instances(ctx: Ctx) -> Any:
 _ONE_INSTANCE = INSTANCE_ROWS.where(
     instances.c.account_id == bindparam("account"),
     instances.c.id == bindparam("id"),
-    ec2_common.instance_visible_sql(bindparam("hidden")),
+    ec2_lifecycle.instance_visible_sql(bindparam("hidden")),
 )
 _ONE = Prepared(_ONE_INSTANCE)
 _ONE_LOCKED = Prepared(_ONE_INSTANCE.with_for_update(of=instances))
@@ -157,7 +157,7 @@ def find_instances(ctx: Ctx, instance_ids: Sequence[str], *, for_update: bool = 
     """The visible instances with these ids, by id; any id missing fails the call with all the missing ones.
     for_update locks their rows until the call ends (PostgreSQL), so changes to one instance queue up."""
     if len(instance_ids) == 1:
-        values = {"account": ctx.account_id, "id": instance_ids[0], "hidden": ec2_common.hidden_before(ctx)}
+        values = {"account": ctx.account_id, "id": instance_ids[0], "hidden": ec2_lifecycle.hidden_before(ctx)}
         rows = ctx.tx.execute(_ONE_LOCKED if for_update else _ONE, values)
     else:
         query = visible_instances(ctx).where(instances.c.id.in_(list(instance_ids)))
@@ -165,5 +165,5 @@ def find_instances(ctx: Ctx, instance_ids: Sequence[str], *, for_update: bool = 
     found = {row.id: row for row in rows}
     missing = [value for value in instance_ids if value not in found]
     if missing:
-        raise ec2_common.instances_not_found(missing)
+        raise ec2_ids.instances_not_found(missing)
     return found

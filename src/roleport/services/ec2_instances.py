@@ -15,8 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from roleport import ids
 from roleport.context import Ctx, Params
 from roleport.errors import AwsError
-from roleport.services import ec2_common, ec2_instance_filters
-from roleport.services.ec2_common import INSTANCE, instances
+from roleport.services import ec2_ids, ec2_instance_filters, ec2_lifecycle, ec2_profiles
 from roleport.services.ec2_instance_views import (
     INSTANCE_ROWS,
     find_instances,
@@ -24,8 +23,9 @@ from roleport.services.ec2_instance_views import (
     reservations_out,
     visible_instances,
 )
+from roleport.services.ec2_lifecycle import INSTANCE_STATES, instances
 from roleport.services.registry import operation
-from roleport.store import schema
+from roleport.store import paging, schema
 from roleport.store.db import Row
 
 reservations = schema.ec2_reservations
@@ -46,6 +46,8 @@ OTHER_TAGGABLE = frozenset({"volume", "network-interface", "spot-instances-reque
 _ARM_FAMILY = re.compile(r"a1|[a-z-]+\d+[a-z-]*g[a-z-]*")  # Graviton families: a1, t4g, m6gd, c7gn, x2gd...
 
 # ---------------------------------------------------------------------------------------------- RunInstances
+
+_TOKENS = paging.Ec2Tokens("instances")
 
 
 def _count(p: Params) -> int:
@@ -164,8 +166,8 @@ def _replay(ctx: Ctx, token: str, digest: str) -> dict[str, Any] | None:
         raise AwsError("IdempotentParameterMismatch", message, status=400)
     query = INSTANCE_ROWS.where(instances.c.reservation_id == found.id).order_by(instances.c.launch_index)
     rows = list(ctx.tx.execute(query))
-    cutoff = ec2_common.cutoff(ctx)
-    if not rows or any(INSTANCE.at(row.state, row.state_since, cutoff) == "terminated" for row in rows):
+    cutoff = ec2_lifecycle.cutoff(ctx)
+    if not rows or any(INSTANCE_STATES.at(row.state, row.state_since, cutoff) == "terminated" for row in rows):
         # AWS (boto/boto3#4406): "The client token you have provided is associated with a terminated instance.
         # Please use a different client token."
         message = (
@@ -181,7 +183,7 @@ def _replay(ctx: Ctx, token: str, digest: str) -> dict[str, Any] | None:
 def run_instances(ctx: Ctx, p: Params) -> dict[str, Any]:
     if not p.get("ImageId"):
         raise AwsError("MissingParameter", "The request must contain the parameter ImageId", status=400)
-    ec2_common.check_image_id(p["ImageId"])
+    ec2_ids.check_image_id(p["ImageId"])
     count = _count(p)
     options = metadata_options(p.get("MetadataOptions", {}), METADATA_DEFAULTS)
     launch_tags = _launch_tags(p)
@@ -189,8 +191,8 @@ def run_instances(ctx: Ctx, p: Params) -> dict[str, Any]:
     if token and (replayed := _replay(ctx, token, digest)) is not None:
         return replayed
     spec = p.get("IamInstanceProfile") or {}
-    profile = ec2_common.resolve_profile(ctx, spec) if spec.get("Arn") or spec.get("Name") else None
-    ec2_common.purge_gone(ctx)
+    profile = ec2_profiles.resolve_profile(ctx, spec) if spec.get("Arn") or spec.get("Name") else None
+    ec2_lifecycle.purge_gone(ctx)
     reservation_id = _claim_reservation(ctx, token, digest)
     if reservation_id is None:
         return _replay(ctx, token or "", digest) or {}
@@ -198,10 +200,10 @@ def run_instances(ctx: Ctx, p: Params) -> dict[str, Any]:
     ctx.tx.execute(instances.insert(), rows)
     if launch_tags:
         ctx.tx.execute(tags.insert(), [{"instance_id": row["id"], **_tag_row(t)} for row in rows for t in launch_tags])
-    cutoff = ec2_common.cutoff(ctx)
+    cutoff = ec2_lifecycle.cutoff(ctx)
     launched = []
     for row in rows:
-        association = ec2_common.start_association(ctx, row["id"], profile) if profile else None
+        association = ec2_profiles.start_association(ctx, row["id"], profile) if profile else None
         view = _launch_view(row, association)
         launched.append(instance_out(view, launch_tags, cutoff, state="pending", metadata_state="pending"))
     return {"ReservationId": reservation_id, "OwnerId": ctx.account_id, "Groups": [], "Instances": launched}
@@ -227,7 +229,7 @@ def _launch_view(values: dict[str, Any], association: dict[str, Any] | None) -> 
 def _page_size(p: Params) -> int:
     size = p.get("MaxResults")
     if size is None:
-        return ec2_common.DEFAULT_PAGE
+        return paging.EC2_DEFAULT_PAGE
     # AWS: "Value ( 1 ) for parameter maxResults is invalid. Expecting a value greater than 5." (aws-sdk-ruby#2575)
     if size < 5:
         message = f"Value ( {size} ) for parameter maxResults is invalid. Expecting a value greater than 5."
@@ -240,7 +242,7 @@ def _page_size(p: Params) -> int:
 
 @operation("ec2", "DescribeInstances")
 def describe_instances(ctx: Ctx, p: Params) -> dict[str, Any]:
-    wanted = ec2_common.check_instance_ids(p.get("InstanceIds", []))
+    wanted = ec2_ids.check_instance_ids(p.get("InstanceIds", []))
     if wanted and p.get("MaxResults") is not None:
         # AWS: "The parameter instancesSet cannot be used with the parameter maxResults" (getmoto/moto#6282).
         message = "The parameter instancesSet cannot be used with the parameter maxResults"
@@ -251,7 +253,7 @@ def describe_instances(ctx: Ctx, p: Params) -> dict[str, Any]:
         find_instances(ctx, wanted)
         query = query.where(instances.c.id.in_(wanted))
         size = max(size, len(wanted))
-    rows, token = ec2_common.page_rows(ctx, query, instances.c.seq, p.get("NextToken"), "instances", size)
+    rows, token = paging.page(ctx.tx, query, [instances.c.seq], p.get("NextToken"), size, _TOKENS)
     result: dict[str, Any] = {"Reservations": reservations_out(ctx, rows)}
     if token:
         result["NextToken"] = token

@@ -9,7 +9,7 @@ from sqlalchemy import bindparam, delete, func, select, update
 from roleport import ids
 from roleport.context import Ctx, Params
 from roleport.errors import AwsError
-from roleport.services import iam_common
+from roleport.services import iam_lookups
 from roleport.services.iam_users import lock_user, target_user
 from roleport.services.registry import operation
 from roleport.store import paging, schema
@@ -94,10 +94,10 @@ def list_access_keys(ctx: Ctx, p: Params) -> dict[str, Any]:
             "AccessKeyMetadata": [{"AccessKeyId": ctx.settings.root_access_key, "Status": "Active"}],
             "IsTruncated": False,
         }
-    marker, limit = iam_common.page_params(p)
+    marker, limit = iam_lookups.page_params(p)
     query = select(keys.c.id, keys.c.status, keys.c.create_date).where(keys.c.user_id == user.id)
     page = paging.page(ctx.tx, query, [keys.c.id], marker, limit)
-    return iam_common.paged(page, "AccessKeyMetadata", [_metadata_out(row, user) for row in page[0]])
+    return iam_lookups.paged(page, "AccessKeyMetadata", [_metadata_out(row, user) for row in page[0]])
 
 
 @operation("iam", "UpdateAccessKey")

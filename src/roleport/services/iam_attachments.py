@@ -9,7 +9,7 @@ from sqlalchemy import Table, delete, func, select
 from roleport.auth import policy_document
 from roleport.context import Ctx, Params
 from roleport.errors import AwsError
-from roleport.services import iam_common
+from roleport.services import iam_lookups
 from roleport.services.iam_policies import find_policy
 from roleport.store import paging, schema
 
@@ -46,13 +46,13 @@ def list_attached(ctx: Ctx, link: Table, owner: str, owner_id: str, p: Params) -
         .join(link, link.c.policy_id == policies.c.id)
         .where(link.c[owner] == owner_id)
     )
-    prefix = iam_common.path_filter(policies.c.path, p.get("PathPrefix"))
+    prefix = iam_lookups.path_filter(policies.c.path, p.get("PathPrefix"))
     if prefix is not None:
         query = query.where(prefix)
-    marker, limit = iam_common.page_params(p)
+    marker, limit = iam_lookups.page_params(p)
     page = paging.page(ctx.tx, query, [policies.c.name_key, policies.c.arn], marker, limit)
     attached = [{"PolicyName": row.name, "PolicyArn": row.arn} for row in page[0]]
-    return iam_common.paged(page, "AttachedPolicies", attached)
+    return iam_lookups.paged(page, "AttachedPolicies", attached)
 
 
 def _size(document: str) -> int:
@@ -92,6 +92,6 @@ def delete_inline(ctx: Ctx, table: Table, owner: str, owner_id: str, kind: str, 
 
 
 def list_inline(ctx: Ctx, table: Table, owner: str, owner_id: str, p: Params) -> dict[str, Any]:
-    marker, limit = iam_common.page_params(p)
+    marker, limit = iam_lookups.page_params(p)
     page = paging.page(ctx.tx, select(table.c.name).where(table.c[owner] == owner_id), [table.c.name], marker, limit)
-    return iam_common.paged(page, "PolicyNames", [row.name for row in page[0]])
+    return iam_lookups.paged(page, "PolicyNames", [row.name for row in page[0]])

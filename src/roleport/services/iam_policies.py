@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from datetime import datetime
-from importlib import resources
 from typing import Any
 
 import regex
@@ -14,17 +11,17 @@ from roleport import ids
 from roleport.auth import policy_document
 from roleport.context import Ctx, Params
 from roleport.errors import AwsError
-from roleport.services import iam_common
+from roleport.services import iam_lookups, iam_tags
 from roleport.services.registry import operation
-from roleport.store import paging, schema
+from roleport.store import counters, paging, schema
 from roleport.store.db import Row, Tx
+from roleport.store.seed import AWS_ACCOUNT
 
 policies = schema.policies
 versions = schema.policy_versions
 attachments = schema.role_policy_attachments
 user_attachments = schema.user_policy_attachments
 
-AWS_ACCOUNT = "aws"
 _POLICY_ARN = regex.compile(r"arn:aws:iam::(aws|\d{12}):policy(/[\x21-\x7e]*)?/[\w+=,.@-]+")
 
 
@@ -33,7 +30,7 @@ def _no_such_policy(arn: str) -> AwsError:
 
 
 def find_policy(ctx: Ctx, arn: str, *, lock: bool = False, shared: bool = False) -> Row:
-    """The policy; with lock, held for the rest of the transaction (iam_common.locked) and read as it then is, for
+    """The policy; with lock, held for the rest of the transaction (iam_lookups.locked) and read as it then is, for
     calls that change its versions or delete it; with shared too, only kept from being deleted, for attaching it."""
     if not _POLICY_ARN.fullmatch(arn):
         raise AwsError("InvalidInput", f"ARN {arn} is not valid.")
@@ -44,7 +41,7 @@ def find_policy(ctx: Ctx, arn: str, *, lock: bool = False, shared: bool = False)
     # AWS's own policies never change or go (UnmodifiableEntity), so there is nothing to wait for.
     if not lock or row.account_id == AWS_ACCOUNT:
         return row
-    return iam_common.locked(ctx.tx, policies, row, lambda: _no_such_policy(arn), shared=shared)
+    return iam_lookups.locked(ctx.tx, policies, row, lambda: _no_such_policy(arn), shared=shared)
 
 
 def default_document(ctx: Ctx, policy: Row) -> str:
@@ -60,7 +57,7 @@ def _customer_policy(ctx: Ctx, arn: str) -> Row:
     row = find_policy(ctx, arn)
     if row.account_id == AWS_ACCOUNT:
         raise AwsError("UnmodifiableEntity", f"Policy {arn} is an AWS managed policy and cannot be changed.")
-    return iam_common.locked(ctx.tx, policies, row, lambda: _no_such_policy(arn))
+    return iam_lookups.locked(ctx.tx, policies, row, lambda: _no_such_policy(arn))
 
 
 def policy_out(tx: Tx, row: Row, *, tags: list[dict[str, str]] | None = None) -> dict[str, Any]:
@@ -107,7 +104,7 @@ def create_policy(ctx: Ctx, p: Params) -> dict[str, Any]:
     policy_document.parse(p["PolicyDocument"])
     quota = ctx.settings.quotas.customer_managed_policies_per_account
     full = AwsError("LimitExceeded", f"Cannot exceed quota for PoliciesPerAccount: {quota}.")
-    iam_common.claim(ctx.tx, "policies", ctx.account_id, quota, full)
+    counters.claim(ctx.tx, "policies", ctx.account_id, quota, full)
     name, path = p["PolicyName"], p.get("Path", "/")
     policy_id = ids.unique_id(ids.POLICY_PREFIX)
     statement = policies.insert().values(
@@ -134,15 +131,15 @@ def create_policy(ctx: Ctx, p: Params) -> dict[str, Any]:
         )
     )
     quota_tags = ctx.settings.quotas.tags_per_resource
-    iam_common.put_tags(ctx.tx, schema.policy_tags, policy_id, p.get("Tags", []), "TagsPerPolicy", quota_tags)
+    iam_tags.put_tags(ctx.tx, schema.policy_tags, policy_id, p.get("Tags", []), "TagsPerPolicy", quota_tags)
     row = ctx.tx.execute(select(policies).where(policies.c.id == policy_id)).one()
-    return {"Policy": policy_out(ctx.tx, row, tags=iam_common.tags_of(ctx.tx, schema.policy_tags, policy_id))}
+    return {"Policy": policy_out(ctx.tx, row, tags=iam_tags.tags_of(ctx.tx, schema.policy_tags, policy_id))}
 
 
 @operation("iam", "GetPolicy")
 def get_policy(ctx: Ctx, p: Params) -> dict[str, Any]:
     row = find_policy(ctx, p["PolicyArn"])
-    return {"Policy": policy_out(ctx.tx, row, tags=iam_common.tags_of(ctx.tx, schema.policy_tags, row.id))}
+    return {"Policy": policy_out(ctx.tx, row, tags=iam_tags.tags_of(ctx.tx, schema.policy_tags, row.id))}
 
 
 @operation("iam", "ListPolicies")
@@ -150,7 +147,7 @@ def list_policies(ctx: Ctx, p: Params) -> dict[str, Any]:
     scope = p.get("Scope", "All")
     owners = {"All": [AWS_ACCOUNT, ctx.account_id], "AWS": [AWS_ACCOUNT], "Local": [ctx.account_id]}[scope]
     query = select(policies).where(policies.c.account_id.in_(owners))
-    prefix = iam_common.path_filter(policies.c.path, p.get("PathPrefix"))
+    prefix = iam_lookups.path_filter(policies.c.path, p.get("PathPrefix"))
     if prefix is not None:
         query = query.where(prefix)
     if p.get("OnlyAttached"):
@@ -161,9 +158,9 @@ def list_policies(ctx: Ctx, p: Params) -> dict[str, Any]:
     if p.get("PolicyUsageFilter") == "PermissionsBoundary":
         boundaries = select(schema.roles.c.permissions_boundary).where(schema.roles.c.account_id == ctx.account_id)
         query = query.where(policies.c.arn.in_(boundaries))
-    marker, limit = iam_common.page_params(p)
+    marker, limit = iam_lookups.page_params(p)
     page = paging.page(ctx.tx, query, [policies.c.name_key, policies.c.arn], marker, limit)
-    return iam_common.paged(page, "Policies", [policy_out(ctx.tx, row) for row in page[0]])
+    return iam_lookups.paged(page, "Policies", [policy_out(ctx.tx, row) for row in page[0]])
 
 
 @operation("iam", "DeletePolicy")
@@ -182,7 +179,7 @@ def delete_policy(ctx: Ctx, p: Params) -> dict[str, Any]:
             "versions. The default version is deleted with the policy.",
         )
     ctx.tx.execute(delete(policies).where(policies.c.id == row.id))
-    iam_common.release(ctx.tx, "policies", ctx.account_id)
+    counters.release(ctx.tx, "policies", ctx.account_id)
     return {}
 
 
@@ -274,43 +271,3 @@ def set_default_policy_version(ctx: Ctx, p: Params) -> dict[str, Any]:
         update(policies).where(policies.c.id == row.id).values(default_version_id=p["VersionId"], update_date=ctx.now)
     )
     return {}
-
-
-def seed_aws_managed_policies(tx: Tx) -> int:
-    """Load AWS's managed policies shipped with roleport into the store; those already there are left alone."""
-    catalogue = json.loads(resources.files("roleport.data").joinpath("aws_managed_policies.json").read_text())
-    known = set(tx.execute(select(policies.c.arn).where(policies.c.account_id == AWS_ACCOUNT)).scalars())
-    added = 0
-    for entry in catalogue:
-        if entry["Arn"] in known:
-            continue
-        number = int(entry["DefaultVersionId"].lstrip("v"))
-        created = datetime.fromisoformat(entry["CreateDate"].replace("Z", "+00:00"))
-        updated = datetime.fromisoformat(entry["UpdateDate"].replace("Z", "+00:00"))
-        tx.execute(
-            policies.insert().values(
-                id=entry["PolicyId"],
-                account_id=AWS_ACCOUNT,
-                arn=entry["Arn"],
-                name=entry["PolicyName"],
-                name_key=entry["PolicyName"].lower(),
-                path=entry["Path"],
-                description=entry.get("Description"),
-                create_date=created,
-                update_date=updated,
-                default_version_id=entry["DefaultVersionId"],
-                next_version=number + 1,
-                is_attachable=True,
-            )
-        )
-        tx.execute(
-            versions.insert().values(
-                policy_id=entry["PolicyId"],
-                version_id=entry["DefaultVersionId"],
-                version_number=number,
-                document=json.dumps(entry["Document"], indent=4),
-                create_date=updated,
-            )
-        )
-        added += 1
-    return added

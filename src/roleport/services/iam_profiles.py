@@ -12,11 +12,11 @@ from sqlalchemy import bindparam, delete, select
 from roleport import ids
 from roleport.context import Ctx, Params
 from roleport.errors import AwsError
-from roleport.services import iam_common
-from roleport.services.iam_common import find_profile, find_role
+from roleport.services import iam_lookups, iam_tags
+from roleport.services.iam_lookups import find_profile, find_role
 from roleport.services.iam_roles import role_out
 from roleport.services.registry import operation
-from roleport.store import paging, schema
+from roleport.store import counters, paging, schema
 from roleport.store.db import Prepared, Row
 
 profiles = schema.instance_profiles
@@ -107,17 +107,17 @@ def _roles_by_profile(ctx: Ctx, page: list[Row]) -> dict[str, list[Row]]:
 
 
 def _profiles_page(ctx: Ctx, query: Any, p: Params) -> dict[str, Any]:
-    marker, limit = iam_common.page_params(p)
+    marker, limit = iam_lookups.page_params(p)
     page = paging.page(ctx.tx, query, [profiles.c.name_key], marker, limit)
     roles = _roles_by_profile(ctx, page[0])
-    return iam_common.paged(page, "InstanceProfiles", [profile_out(row, roles[row.id]) for row in page[0]])
+    return iam_lookups.paged(page, "InstanceProfiles", [profile_out(row, roles[row.id]) for row in page[0]])
 
 
 @operation("iam", "CreateInstanceProfile")
 def create_instance_profile(ctx: Ctx, p: Params) -> dict[str, Any]:
     quota = ctx.settings.quotas.instance_profiles_per_account
     full = AwsError("LimitExceeded", f"Cannot exceed quota for InstanceProfilesPerAccount: {quota}.")
-    iam_common.claim(ctx.tx, "instance_profiles", ctx.account_id, quota, full)
+    counters.claim(ctx.tx, "instance_profiles", ctx.account_id, quota, full)
     name = p["InstanceProfileName"]
     values = {
         "id": ids.unique_id(ids.INSTANCE_PROFILE_PREFIX),
@@ -135,8 +135,8 @@ def create_instance_profile(ctx: Ctx, p: Params) -> dict[str, Any]:
     tags = p.get("Tags", [])
     if tags:
         quota_tags = ctx.settings.quotas.tags_per_resource
-        iam_common.put_tags(ctx.tx, schema.profile_tags, values["id"], tags, "TagsPerInstanceProfile", quota_tags)
-        tags = iam_common.tags_of(ctx.tx, schema.profile_tags, values["id"])
+        iam_tags.put_tags(ctx.tx, schema.profile_tags, values["id"], tags, "TagsPerInstanceProfile", quota_tags)
+        tags = iam_tags.tags_of(ctx.tx, schema.profile_tags, values["id"])
     return {"InstanceProfile": profile_out(SimpleNamespace(**values), [], tags)}
 
 
@@ -160,7 +160,7 @@ def get_instance_profile(ctx: Ctx, p: Params) -> dict[str, Any]:
 @operation("iam", "ListInstanceProfiles")
 def list_instance_profiles(ctx: Ctx, p: Params) -> dict[str, Any]:
     query = select(profiles).where(profiles.c.account_id == ctx.account_id)
-    prefix = iam_common.path_filter(profiles.c.path, p.get("PathPrefix"))
+    prefix = iam_lookups.path_filter(profiles.c.path, p.get("PathPrefix"))
     if prefix is not None:
         query = query.where(prefix)
     return _profiles_page(ctx, query, p)
@@ -208,7 +208,7 @@ def delete_instance_profile(ctx: Ctx, p: Params) -> dict[str, Any]:
     if holds_role is not None:
         raise AwsError("DeleteConflict", "Cannot delete entity, must remove roles from instance profile first.")
     ctx.tx.execute(delete(profiles).where(profiles.c.id == profile.id))
-    iam_common.release(ctx.tx, "instance_profiles", ctx.account_id)
+    counters.release(ctx.tx, "instance_profiles", ctx.account_id)
     return {}
 
 
@@ -216,18 +216,18 @@ def delete_instance_profile(ctx: Ctx, p: Params) -> dict[str, Any]:
 def tag_instance_profile(ctx: Ctx, p: Params) -> dict[str, Any]:
     profile = find_profile(ctx.tx, ctx.account_id, p["InstanceProfileName"], lock=True)
     quota = ctx.settings.quotas.tags_per_resource
-    iam_common.put_tags(ctx.tx, schema.profile_tags, profile.id, p["Tags"], "TagsPerInstanceProfile", quota)
+    iam_tags.put_tags(ctx.tx, schema.profile_tags, profile.id, p["Tags"], "TagsPerInstanceProfile", quota)
     return {}
 
 
 @operation("iam", "UntagInstanceProfile")
 def untag_instance_profile(ctx: Ctx, p: Params) -> dict[str, Any]:
     profile = find_profile(ctx.tx, ctx.account_id, p["InstanceProfileName"])
-    iam_common.remove_tags(ctx.tx, schema.profile_tags, profile.id, p["TagKeys"])
+    iam_tags.remove_tags(ctx.tx, schema.profile_tags, profile.id, p["TagKeys"])
     return {}
 
 
 @operation("iam", "ListInstanceProfileTags")
 def list_instance_profile_tags(ctx: Ctx, p: Params) -> dict[str, Any]:
     profile = find_profile(ctx.tx, ctx.account_id, p["InstanceProfileName"])
-    return iam_common.list_tags(ctx.tx, schema.profile_tags, profile.id, p)
+    return iam_tags.list_tags(ctx.tx, schema.profile_tags, profile.id, p)

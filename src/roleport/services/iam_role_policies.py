@@ -6,7 +6,7 @@ from typing import Any
 
 from roleport.context import Ctx, Params
 from roleport.services import iam_attachments
-from roleport.services.iam_common import find_role
+from roleport.services.iam_lookups import find_role
 from roleport.services.registry import operation
 from roleport.store import schema
 

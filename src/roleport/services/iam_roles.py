@@ -10,10 +10,10 @@ from roleport import ids
 from roleport.auth import policy_document
 from roleport.context import Ctx, Params
 from roleport.errors import AwsError
-from roleport.services import iam_common
-from roleport.services.iam_common import find_role
+from roleport.services import iam_lookups, iam_tags
+from roleport.services.iam_lookups import find_role
 from roleport.services.registry import operation
-from roleport.store import schema
+from roleport.store import counters, schema
 from roleport.store.db import Row
 
 roles = schema.roles
@@ -55,10 +55,10 @@ def _boundary(row: Row) -> dict[str, Any]:
 @operation("iam", "CreateRole")
 def create_role(ctx: Ctx, p: Params) -> dict[str, Any]:
     policy_document.parse(p["AssumeRolePolicyDocument"], trust=True)
-    iam_common.check_boundary(ctx.tx, p.get("PermissionsBoundary"))
+    iam_lookups.check_boundary(ctx.tx, p.get("PermissionsBoundary"))
     quota = ctx.settings.quotas.roles_per_account
     full = AwsError("LimitExceeded", f"Cannot exceed quota for RolesPerAccount: {quota}.")
-    iam_common.claim(ctx.tx, "roles", ctx.account_id, quota, full)
+    counters.claim(ctx.tx, "roles", ctx.account_id, quota, full)
     name = p["RoleName"]
     values = {
         "id": ids.unique_id(ids.ROLE_PREFIX),
@@ -76,22 +76,22 @@ def create_role(ctx: Ctx, p: Params) -> dict[str, Any]:
         roles.insert().values(values), None, AwsError("EntityAlreadyExists", f"Role with name {name} already exists.")
     )
     tags = p.get("Tags", [])
-    iam_common.put_tags(
+    iam_tags.put_tags(
         ctx.tx, schema.role_tags, values["id"], tags, "TagsPerRole", ctx.settings.quotas.tags_per_resource
     )
     row = find_role(ctx.tx, ctx.account_id, name)
-    return {"Role": role_out(row, tags=iam_common.tags_of(ctx.tx, schema.role_tags, row.id)) | _boundary(row)}
+    return {"Role": role_out(row, tags=iam_tags.tags_of(ctx.tx, schema.role_tags, row.id)) | _boundary(row)}
 
 
 @operation("iam", "GetRole")
 def get_role(ctx: Ctx, p: Params) -> dict[str, Any]:
     row = find_role(ctx.tx, ctx.account_id, p["RoleName"])
-    return {"Role": role_out(row, tags=iam_common.tags_of(ctx.tx, schema.role_tags, row.id), full=True)}
+    return {"Role": role_out(row, tags=iam_tags.tags_of(ctx.tx, schema.role_tags, row.id), full=True)}
 
 
 @operation("iam", "ListRoles")
 def list_roles(ctx: Ctx, p: Params) -> dict[str, Any]:
-    return iam_common.list_by_path(ctx.tx, roles, ctx.account_id, p, "Roles", role_out)
+    return iam_lookups.list_by_path(ctx.tx, roles, ctx.account_id, p, "Roles", role_out)
 
 
 @operation("iam", "UpdateRole")
@@ -112,7 +112,7 @@ def update_role_description(ctx: Ctx, p: Params) -> dict[str, Any]:
     row = find_role(ctx.tx, ctx.account_id, p["RoleName"])
     ctx.tx.execute(update(roles).where(roles.c.id == row.id).values(description=p["Description"]))
     row = find_role(ctx.tx, ctx.account_id, p["RoleName"])
-    return {"Role": role_out(row, tags=iam_common.tags_of(ctx.tx, schema.role_tags, row.id), full=True)}
+    return {"Role": role_out(row, tags=iam_tags.tags_of(ctx.tx, schema.role_tags, row.id), full=True)}
 
 
 @operation("iam", "UpdateAssumeRolePolicy")
@@ -138,7 +138,7 @@ def delete_role(ctx: Ctx, p: Params) -> dict[str, Any]:
         if ctx.tx.execute(select(exists().where(table.c.role_id == row.id))).scalar():
             raise AwsError("DeleteConflict", message)
     ctx.tx.execute(delete(roles).where(roles.c.id == row.id))
-    iam_common.release(ctx.tx, "roles", ctx.account_id)
+    counters.release(ctx.tx, "roles", ctx.account_id)
     return {}
 
 
@@ -146,18 +146,18 @@ def delete_role(ctx: Ctx, p: Params) -> dict[str, Any]:
 def tag_role(ctx: Ctx, p: Params) -> dict[str, Any]:
     row = find_role(ctx.tx, ctx.account_id, p["RoleName"], lock=True)
     quota = ctx.settings.quotas.tags_per_resource
-    iam_common.put_tags(ctx.tx, schema.role_tags, row.id, p["Tags"], "TagsPerRole", quota)
+    iam_tags.put_tags(ctx.tx, schema.role_tags, row.id, p["Tags"], "TagsPerRole", quota)
     return {}
 
 
 @operation("iam", "UntagRole")
 def untag_role(ctx: Ctx, p: Params) -> dict[str, Any]:
     row = find_role(ctx.tx, ctx.account_id, p["RoleName"])
-    iam_common.remove_tags(ctx.tx, schema.role_tags, row.id, p["TagKeys"])
+    iam_tags.remove_tags(ctx.tx, schema.role_tags, row.id, p["TagKeys"])
     return {}
 
 
 @operation("iam", "ListRoleTags")
 def list_role_tags(ctx: Ctx, p: Params) -> dict[str, Any]:
     row = find_role(ctx.tx, ctx.account_id, p["RoleName"])
-    return iam_common.list_tags(ctx.tx, schema.role_tags, row.id, p)
+    return iam_tags.list_tags(ctx.tx, schema.role_tags, row.id, p)

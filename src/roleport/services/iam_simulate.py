@@ -10,9 +10,10 @@ from sqlalchemy import and_, select
 from roleport import ids
 from roleport.auth import identity, policy_document
 from roleport.auth.policy import ALLOWED, Decision, Policy, Request, authorize, evaluate
-from roleport.context import Ctx, Params, Principal
+from roleport.auth.principal import Principal
+from roleport.context import Ctx, Params
 from roleport.errors import AwsError
-from roleport.services import iam_common
+from roleport.services import iam_lookups
 from roleport.services.registry import operation
 from roleport.store import paging, schema
 
@@ -97,7 +98,7 @@ def _window(p: Params, total: int) -> tuple[int, int]:
         if kind != _MARKER_KIND or not index.isdigit() or not 0 < int(index) < total:
             raise AwsError("InvalidInput", "Invalid Marker.")
         start = int(index)
-    return start, min(total, start + int(p.get("MaxItems", iam_common.DEFAULT_MAX_ITEMS)))
+    return start, min(total, start + int(p.get("MaxItems", iam_lookups.DEFAULT_MAX_ITEMS)))
 
 
 def _results(p: Params, sets: identity.PolicySets, texts: dict[str, tuple[str, str]]) -> dict[str, Any]:

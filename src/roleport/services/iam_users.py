@@ -9,9 +9,9 @@ from sqlalchemy import bindparam, delete, exists, select, update
 from roleport import ids
 from roleport.context import Ctx, Params
 from roleport.errors import AwsError
-from roleport.services import iam_common
+from roleport.services import iam_lookups, iam_tags
 from roleport.services.registry import operation
-from roleport.store import schema
+from roleport.store import counters, schema
 from roleport.store.db import Prepared, Row, Tx
 
 users = schema.users
@@ -37,7 +37,7 @@ def _no_such_user(name: str) -> AwsError:
 
 
 def find_user(tx: Tx, account_id: str, name: str, *, lock: bool = False) -> Row:
-    """The user; with lock, held for the rest of the transaction (iam_common.locked), for calls that change what it
+    """The user; with lock, held for the rest of the transaction (iam_lookups.locked), for calls that change what it
     owns (its keys, tags and policies) or delete it."""
     row = tx.execute(_USER_BY_NAME, {"account": account_id, "key": name.lower()}).first()
     if row is None:
@@ -47,7 +47,7 @@ def find_user(tx: Tx, account_id: str, name: str, *, lock: bool = False) -> Row:
 
 def lock_user(tx: Tx, row: Row) -> Row:
     """Hold the user's row for the rest of the transaction; it may have been deleted since it was read."""
-    return iam_common.locked(tx, users, row, lambda: _no_such_user(row.name))
+    return iam_lookups.locked(tx, users, row, lambda: _no_such_user(row.name))
 
 
 def target_user(ctx: Ctx, name: str | None) -> Row | None:
@@ -103,9 +103,9 @@ def _root_out(ctx: Ctx) -> dict[str, Any]:
 
 @operation("iam", "CreateUser")
 def create_user(ctx: Ctx, p: Params) -> dict[str, Any]:
-    iam_common.check_boundary(ctx.tx, p.get("PermissionsBoundary"))
+    iam_lookups.check_boundary(ctx.tx, p.get("PermissionsBoundary"))
     full = AwsError("LimitExceeded", f"Cannot exceed quota for UsersPerAccount: {USERS_PER_ACCOUNT}")
-    iam_common.claim(ctx.tx, "users", ctx.account_id, USERS_PER_ACCOUNT, full)
+    counters.claim(ctx.tx, "users", ctx.account_id, USERS_PER_ACCOUNT, full)
     name = p["UserName"]
     user_id = ids.unique_id(ids.USER_PREFIX)
     statement = users.insert().values(
@@ -119,7 +119,7 @@ def create_user(ctx: Ctx, p: Params) -> dict[str, Any]:
     )
     ctx.tx.insert_unique(statement, None, AwsError("EntityAlreadyExists", f"User with name {name} already exists."))
     quota = ctx.settings.quotas.tags_per_resource
-    iam_common.put_tags(ctx.tx, user_tags, user_id, p.get("Tags", []), "TagsPerUser", quota)
+    iam_tags.put_tags(ctx.tx, user_tags, user_id, p.get("Tags", []), "TagsPerUser", quota)
     row = ctx.tx.execute(_USER_BY_ID, {"id": user_id}).one()
     return {"User": user_out(row, tags=tags_of(ctx.tx, user_id), full=True)}
 
@@ -134,7 +134,7 @@ def get_user(ctx: Ctx, p: Params) -> dict[str, Any]:
 
 @operation("iam", "ListUsers")
 def list_users(ctx: Ctx, p: Params) -> dict[str, Any]:
-    return iam_common.list_by_path(ctx.tx, users, ctx.account_id, p, "Users", user_out)
+    return iam_lookups.list_by_path(ctx.tx, users, ctx.account_id, p, "Users", user_out)
 
 
 @operation("iam", "UpdateUser")
@@ -168,7 +168,7 @@ def delete_user(ctx: Ctx, p: Params) -> dict[str, Any]:
         if ctx.tx.execute(select(exists().where(table.c.user_id == row.id))).scalar():
             raise AwsError("DeleteConflict", message)
     ctx.tx.execute(delete(users).where(users.c.id == row.id))
-    iam_common.release(ctx.tx, "users", ctx.account_id)
+    counters.release(ctx.tx, "users", ctx.account_id)
     return {}
 
 
@@ -176,18 +176,18 @@ def delete_user(ctx: Ctx, p: Params) -> dict[str, Any]:
 def tag_user(ctx: Ctx, p: Params) -> dict[str, Any]:
     row = find_user(ctx.tx, ctx.account_id, p["UserName"], lock=True)
     quota = ctx.settings.quotas.tags_per_resource
-    iam_common.put_tags(ctx.tx, user_tags, row.id, p["Tags"], "TagsPerUser", quota)
+    iam_tags.put_tags(ctx.tx, user_tags, row.id, p["Tags"], "TagsPerUser", quota)
     return {}
 
 
 @operation("iam", "UntagUser")
 def untag_user(ctx: Ctx, p: Params) -> dict[str, Any]:
     row = find_user(ctx.tx, ctx.account_id, p["UserName"])
-    iam_common.remove_tags(ctx.tx, user_tags, row.id, p["TagKeys"])
+    iam_tags.remove_tags(ctx.tx, user_tags, row.id, p["TagKeys"])
     return {}
 
 
 @operation("iam", "ListUserTags")
 def list_user_tags(ctx: Ctx, p: Params) -> dict[str, Any]:
     row = find_user(ctx.tx, ctx.account_id, p["UserName"])
-    return iam_common.list_tags(ctx.tx, user_tags, row.id, p)
+    return iam_tags.list_tags(ctx.tx, user_tags, row.id, p)

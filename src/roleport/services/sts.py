@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from roleport.auth import policy_document
+from roleport.auth import policy_document, sessions
 from roleport.auth.access import Access
 from roleport.auth.trust import ACCOUNT, Caller, evaluate_trust
 from roleport.context import Ctx, Params
 from roleport.errors import AwsError
-from roleport.services import sts_sessions
 from roleport.services.iam_policies import default_document, find_policy
 from roleport.services.registry import operation
 from roleport.store import journal, schema
@@ -57,7 +56,7 @@ def assume_role(ctx: Ctx, p: Params) -> dict[str, Any]:
         raise _denied(ctx, role_arn)
     duration = _duration(p.get("DurationSeconds", 3600), role.max_session_duration, principal.kind == "assumed-role")
     session_policies = _session_policies(ctx, p)
-    session = sts_sessions.mint(
+    session = sessions.mint(
         ctx.tx,
         account_id=ctx.account_id,
         role=role,
@@ -68,10 +67,10 @@ def assume_role(ctx: Ctx, p: Params) -> dict[str, Any]:
         session_policy=json.dumps(session_policies) if session_policies else None,
     )
     result: dict[str, Any] = {
-        "Credentials": sts_sessions.credentials_out(session),
+        "Credentials": sessions.credentials_out(session),
         "AssumedRoleUser": {
             "AssumedRoleId": f"{role.id}:{p['RoleSessionName']}",
-            "Arn": sts_sessions.assumed_role_arn(ctx.account_id, role.name, p["RoleSessionName"]),
+            "Arn": sessions.assumed_role_arn(ctx.account_id, role.name, p["RoleSessionName"]),
         },
     }
     if session_policies:

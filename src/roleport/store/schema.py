@@ -182,7 +182,7 @@ role_policy_attachments = _attachments_table("role")
 
 # ---------------------------------------------------------------------------------------------- EC2
 # Passing states (pending, stopping, associating...) are stored with the instant they were entered; readers derive the
-# stable state from (state, since, now, delay) in Python and in SQL (services/ec2_common.py), so nothing has to wake
+# stable state from (state, since, now, delay) in Python and in SQL (services/ec2_lifecycle.py), so nothing has to wake
 # up to move them on.
 
 # A reservation is one RunInstances call. The unique client token per account is RunInstances' idempotency (EC2

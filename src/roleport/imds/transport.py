@@ -16,7 +16,7 @@ from starlette.types import Receive, Scope, Send
 
 from roleport import limits
 from roleport.config import DEFAULT_REQUEST_TIMEOUT_SECONDS, is_loopback
-from roleport.imds_replies import Reply, error
+from roleport.imds.replies import Reply, error
 
 log = logging.getLogger("roleport.imds")
 

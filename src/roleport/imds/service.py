@@ -6,7 +6,7 @@ server stands in for many instances, so the address itself must say which instan
 
 * Path form, on the main port: `http://HOST:PORT/imds/i-0abc.../`. botocore (boto3, the aws CLI) keeps the path of
   `AWS_EC2_METADATA_SERVICE_ENDPOINT` and appends `latest/api/token` etc. to it (botocore.utils.IMDSFetcher).
-* Dedicated form: `http://HOST:PORT2/`, a listener of the instance's own on a port of its own (imds_server.py),
+* Dedicated form: `http://HOST:PORT2/`, a listener of the instance's own on a port of its own (transport.py),
   opened on demand by `GET /_roleport/instances/{id}/metadata-endpoint` and closed once the instance is terminated
   (or gone after a reset), on Settings.metadata_host (loopback unless asked). The AWS SDK
   for JavaScript v3 keeps only scheme, host and port of the variable: @smithy/credential-provider-imds parses it and
@@ -15,9 +15,9 @@ server stands in for many instances, so the address itself must say which instan
 
 Both forms answer the same way, from `MetadataService.handle`. An instance that is not pending or running has no
 metadata service: the dedicated listener closes the connection without an answer, as a stopped machine would not
-answer, and the path form answers 404 as for an unknown instance. Tokens are stateless (imds_tokens.py: an HMAC over
+answer, and the path form answers 404 as for an unknown instance. Tokens are stateless (tokens.py: an HMAC over
 the instance id and the expiry, with a key kept in `server_secrets`), so every server process on the database accepts
-them and they survive restarts. Credentials are real role sessions (sts_sessions), verified when used and rotated
+them and they survive restarts. Credentials are real role sessions (auth/sessions.py), verified when used and rotated
 before they expire.
 """
 
@@ -34,14 +34,14 @@ from types import SimpleNamespace
 from sqlalchemy import bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from roleport.auth import sessions as role_sessions
 from roleport.auth import trust
+from roleport.clock import Clock
 from roleport.config import Settings
 from roleport.errors import AwsError
-from roleport.imds_replies import Reply, error, flat_json, listing, text
-from roleport.imds_tokens import make_token, token_ttl, token_valid
-from roleport.pipeline import Clock
-from roleport.services import sts_sessions
-from roleport.services.ec2_common import INSTANCE, associations, instances
+from roleport.imds.replies import Reply, error, flat_json, listing, text
+from roleport.imds.tokens import make_token, token_ttl, token_valid
+from roleport.services.ec2_lifecycle import INSTANCE_STATES, associations, instances
 from roleport.store import journal, schema
 from roleport.store.db import Prepared, Row, Store, Tx
 
@@ -110,7 +110,7 @@ class _Mint(Exception):
 
 class MetadataService:
     """Answers metadata requests for any instance, by id, from the store; the transports (app.py's path form and
-    imds_server.py's listeners) only move bytes."""
+    transport.py's listeners) only move bytes."""
 
     def __init__(self, settings: Settings, store: Store, clock: Clock) -> None:
         self.settings = settings
@@ -149,7 +149,7 @@ class MetadataService:
                     )
                 )
             )
-        live = {row.id for row in found if INSTANCE.at(row.state, row.state_since, cutoff) != "terminated"}
+        live = {row.id for row in found if INSTANCE_STATES.at(row.state, row.state_since, cutoff) != "terminated"}
         return [instance_id for instance_id in instance_ids if instance_id not in live]
 
     def _instance(self, tx: Tx, instance_id: str, now: datetime) -> SimpleNamespace | None:
@@ -194,7 +194,7 @@ class MetadataService:
     def _answer(self, tx: Tx, instance_id: str, request: _Request, now: datetime, mint: bool) -> Reply | None:
         row = self._instance(tx, instance_id, now)
         cutoff = now - timedelta(seconds=self.settings.state_transition_seconds)
-        if row is None or INSTANCE.at(row.state, row.state_since, cutoff) not in SERVED_STATES:
+        if row is None or INSTANCE_STATES.at(row.state, row.state_since, cutoff) not in SERVED_STATES:
             return None
         if row.http_endpoint != "enabled":
             return error(403)  # "403 - Forbidden - The request is not allowed or the IMDS is turned off."
@@ -292,7 +292,7 @@ class MetadataService:
             return found
         if not mint:
             raise _Mint
-        return sts_sessions.mint(
+        return role_sessions.mint(
             tx,
             account_id=row.account_id,
             role=SimpleNamespace(id=row.role_id, name=row.role_name, path=row.role_path),
