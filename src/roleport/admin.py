@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from roleport.auth import identity, sigv4
+from roleport.auth import sigv4
 from roleport.clock import Clock, ControlledClock, system_clock
 from roleport.config import Settings
 from roleport.errors import AwsError
@@ -68,7 +68,6 @@ def routes(
         def work() -> int:
             with store.transaction(write=True) as tx:
                 count = journal.flush(tx)
-                tx.execute(identity.BUMP_GENERATION)  # what authorization derived from the lagging view is stale
             propagation.flushed()
             return count
 
@@ -86,7 +85,6 @@ def routes(
                         tx.execute(delete(table))
                 quota_counters = schema.counters.c.name.not_in(["iam", journal.LOCK_COUNTER])
                 tx.execute(delete(schema.counters).where(quota_counters))
-                tx.execute(identity.BUMP_GENERATION)
                 seed.seed(tx, settings.account_id)
             propagation.flushed()
 

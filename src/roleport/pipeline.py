@@ -12,8 +12,8 @@ from urllib.parse import unquote
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
 
-from roleport.auth import identity, resources, sigv4
 from roleport.auth import principal as principals
+from roleport.auth import resources, sigv4
 from roleport.auth.access import Access
 from roleport.auth.principal import Principal
 from roleport.clock import Clock, system_clock
@@ -158,8 +158,8 @@ class Pipeline:
         now: datetime,
         client: str,
     ) -> dict[str, Any]:
-        """Authorize a validated call, answer DryRun, run its handler, and note an IAM change: the steps the web
-        console shares with the wire (console/actions.py)."""
+        """Authorize a validated call, answer DryRun and run its handler: the steps the web console shares with the
+        wire (console/actions.py)."""
         service = handler.service
         access = Access(tx, principal, service, now, client, self.settings.region)
         if principal.kind != "root" and (service, handler.name) not in _UNCHECKED:
@@ -168,10 +168,7 @@ class Pipeline:
             # EC2's DryRun asks only whether the caller may make the call; it changes and checks nothing else.
             raise AwsError("DryRunOperation", "Request would have succeeded, but DryRun flag is set.", status=412)
         ctx = Ctx(request_id, now, self.settings, principal, tx, access)
-        result = handler.handler(ctx, params)
-        if handler.write and service == "iam":
-            tx.execute(identity.BUMP_GENERATION)  # what was derived from IAM state must be derived again
-        return result
+        return handler.handler(ctx, params)
 
     def _authorize(self, access: Access, service: str, operation: str, params: dict[str, Any]) -> None:
         look = resources.Lookup(access.tx, access.principal, self.settings.region, access.generation())

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, select
 
 from roleport.auth import policy_document
 from roleport.auth.policy import Policy
@@ -38,9 +38,6 @@ _VERSION = Prepared(
     select(schema.counters.c.value, journal.first_pending_sql(journal.IAM, bindparam("now"))).where(
         schema.counters.c.name == "iam"
     )
-)
-BUMP_GENERATION = Prepared(
-    update(schema.counters).where(schema.counters.c.name == "iam").values(value=schema.counters.c.value + 1)
 )
 
 

@@ -119,11 +119,6 @@ def acting(pipeline: Pipeline, access_key_id: str, *, write: bool, client: str) 
     """A transaction in which the session's principal makes calls; raises SignedOut if its key no longer holds."""
     now = pipeline.clock()
     with pipeline.store.transaction(write) as tx:
-        if write:
-            # The store's memo shares derived IAM facts between transactions, keyed by the IAM change counter. An
-            # action's later calls read what its earlier calls wrote (and bumped the counter for), but may still roll
-            # back; what they derive must not outlive the transaction, so a writing action keeps its own memo.
-            tx.memo = {}
         try:
             principal, _ = principals.resolve(
                 tx, pipeline.settings, _signed(pipeline.settings, access_key_id), "iam", now

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.sql import ClauseElement
 
 from roleport.errors import AwsError
-from roleport.store import schema, wal_index
+from roleport.store import generation, schema, wal_index
 from roleport.store.statements import PER_CALL, Compiled, bind, compile_statement, read_rows
 from roleport.store.statements import Prepared as Prepared  # handlers take the store's vocabulary from here
 from roleport.store.statements import Row as Row
@@ -66,7 +66,7 @@ class Result:
 class Tx:
     """One transaction on one pooled driver connection."""
 
-    __slots__ = ("cache", "dialect", "driver", "integrity_error", "journal", "memo")
+    __slots__ = ("cache", "dialect", "driver", "iam_changed", "integrity_error", "journal", "memo", "watching")
 
     def __init__(
         self,
@@ -76,6 +76,7 @@ class Tx:
         cache: dict[Any, Compiled],
         memo: dict[Any, Any],
         journal: Any = None,
+        write: bool = False,
     ) -> None:
         self.driver = driver
         self.dialect = dialect
@@ -88,12 +89,18 @@ class Tx:
         # While a propagation delay is set, a write transaction keeps the before-image of what it changes in the
         # tables other services read (store/journal.py); None otherwise, which costs nothing.
         self.journal = journal
+        # A write transaction watches its statements until the first that changes IAM (store/generation.py): the
+        # generation then moves at commit, and what the transaction derives from there on stays its own.
+        self.watching = write
+        self.iam_changed = False
 
     def execute(
         self, statement: ClauseElement | Prepared, params: dict[str, Any] | list[dict[str, Any]] | None = None
     ) -> Result:
         if self.journal is not None:
             self.journal.before(self, statement, params)
+        if self.watching and generation.changes_iam(statement):
+            self.note_iam_changed()
         if isinstance(params, list):
             return self._execute_many(statement, params)
         compiled, values = self._compile(statement, params)
@@ -106,6 +113,13 @@ class Tx:
             return Result(rows, cursor.rowcount)
         finally:
             cursor.close()
+
+    def note_iam_changed(self) -> None:
+        """IAM changed in this transaction: move the generation at commit, and keep what is derived from now on in a
+        memo of this transaction's own, since the shared one is keyed by the generation this one has not moved yet."""
+        self.watching = False
+        self.iam_changed = True
+        self.memo = {}
 
     def bound_values(self, statement: ClauseElement | Prepared, params: dict[str, Any] | None) -> dict[str, Any]:
         """Every value a statement binds, by bind name: its own literals with the call's parameters over them."""
@@ -348,12 +362,19 @@ class Transaction:
         else:
             self.pooled = store.engine.raw_connection()
             driver = self.pooled.driver_connection
-        self.tx = Tx(driver, store.dialect, store.integrity_error, store.compiled, store.memo, journal)
+        self.tx = Tx(driver, store.dialect, store.integrity_error, store.compiled, store.memo, journal, self.write)
         return self.tx
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, traceback: Any) -> None:
-        driver = self.tx.driver  # type: ignore[union-attr]
+        tx = self.tx
+        driver = tx.driver  # type: ignore[union-attr]
         pooled = self.pooled
+        if kind is None and tx.iam_changed:  # type: ignore[union-attr]
+            try:
+                tx.execute(generation.BUMP)  # type: ignore[union-attr]
+            except BaseException as failure:
+                self.__exit__(type(failure), failure, failure.__traceback__)  # roll back, as for a failing block
+                raise
         if pooled is None:
             if kind is not None:
                 driver.rollback()

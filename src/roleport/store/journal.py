@@ -324,8 +324,12 @@ def _decode(table: Table, text: str) -> Row:
 
 
 def flush(tx: Tx) -> int:
-    """Make every pending change visible now; the number of row changes that were pending."""
-    return tx.execute(delete(journal)).rowcount
+    """Make every pending change visible now; the number of row changes that were pending. What authorization
+    derived from the lagging view of IAM is stale from then on."""
+    flushed = tx.execute(delete(journal)).rowcount
+    if flushed:
+        tx.note_iam_changed()
+    return flushed
 
 
 def pending(tx: Tx, now: datetime) -> list[dict[str, Any]]:
