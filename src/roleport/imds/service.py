@@ -104,8 +104,12 @@ class _Request:
     headers: Mapping[str, str]
 
 
-class _Mint(Exception):
-    """The answer needs a new role session: retried in a write transaction."""
+class NeedsSession:
+    """An answer that needs a new role session, which a read transaction cannot make: asked again in a write one."""
+
+
+NEEDS_SESSION = NeedsSession()
+Answer = Reply | NeedsSession
 
 
 class MetadataService:
@@ -182,16 +186,18 @@ class MetadataService:
         request = _Request(method.upper(), path, headers)
         now = self.clock()
         self.load_key()  # before any transaction: making the key needs a write transaction of its own
-        try:
-            with self.store.transaction(write=False) as tx:
-                return self._answer(tx, instance_id, request, now, mint=False)
-        except _Mint:
-            pass
+        with self.store.transaction(write=False) as tx:
+            answer = self._answer(tx, instance_id, request, now, mint=False)
+        if not isinstance(answer, NeedsSession):
+            return answer
         with self.store.transaction(write=True) as tx:
             tx.execute(_LOCK, {"id": instance_id})
-            return self._answer(tx, instance_id, request, now, mint=True)
+            answer = self._answer(tx, instance_id, request, now, mint=True)
+        if isinstance(answer, NeedsSession):  # a write transaction mints what it needs
+            raise RuntimeError("a write transaction asked for a session it could make")
+        return answer
 
-    def _answer(self, tx: Tx, instance_id: str, request: _Request, now: datetime, mint: bool) -> Reply | None:
+    def _answer(self, tx: Tx, instance_id: str, request: _Request, now: datetime, mint: bool) -> Answer | None:
         row = self._instance(tx, instance_id, now)
         cutoff = now - timedelta(seconds=self.settings.state_transition_seconds)
         if row is None or INSTANCE_STATES.at(row.state, row.state_since, cutoff) not in SERVED_STATES:
@@ -223,7 +229,7 @@ class MetadataService:
         token = make_token(self.load_key(), instance_id, now, ttl)
         return Reply(200, token.encode(), headers=(("X-Aws-Ec2-Metadata-Token-Ttl-Seconds", str(ttl)),))
 
-    def _route(self, tx: Tx, row: Row, path: str, now: datetime, mint: bool) -> Reply:
+    def _route(self, tx: Tx, row: Row, path: str, now: datetime, mint: bool) -> Answer:
         parts = [part for part in path.split("/") if part]  # a trailing slash is optional, as on EC2
         if not parts:
             return listing(["latest"])
@@ -240,7 +246,7 @@ class MetadataService:
             return flat_json(_identity(row))
         return error(404)
 
-    def _meta_data(self, tx: Tx, row: Row, rest: list[str], now: datetime, mint: bool) -> Reply:
+    def _meta_data(self, tx: Tx, row: Row, rest: list[str], now: datetime, mint: bool) -> Answer:
         items = _items(row)
         if not rest:
             # Only the categories that exist: iam/ with a profile, tags/ when allowed (instance metadata categories).
@@ -261,7 +267,7 @@ class MetadataService:
             return _tags(tx, row, rest)
         return error(404)
 
-    def _iam(self, tx: Tx, row: Row, rest: list[str], now: datetime, mint: bool) -> Reply:
+    def _iam(self, tx: Tx, row: Row, rest: list[str], now: datetime, mint: bool) -> Answer:
         role = row.role_name if row.live_profile_id is not None else None
         if not rest:
             return listing(["info", *(["security-credentials/"] if role else [])])
@@ -277,11 +283,13 @@ class MetadataService:
             # As EC2 words it (IAM User Guide, troubleshooting EC2 roles; observed responses).
             message = f"EC2 cannot assume the role {role}.  Please see documentation at {DOC_URL}."
             return flat_json({"Code": "AssumeRoleUnauthorizedAccess", "Message": message, "LastUpdated": _iso(now)})
-        return _credentials_out(self._session(tx, row, now, mint))
+        session = self._session(tx, row, now, mint)
+        return NEEDS_SESSION if session is None else _credentials_out(session)
 
-    def _session(self, tx: Tx, row: Row, now: datetime, mint: bool) -> Row:
+    def _session(self, tx: Tx, row: Row, now: datetime, mint: bool) -> Row | None:
         """The instance's current session, re-served until it comes within the refresh window; a new one when it
-        has, or when the instance's association or its profile's role has changed since it was made."""
+        has, or when the instance's association or its profile's role has changed since it was made (None: one is
+        needed and `mint` is off)."""
         found = tx.execute(_SESSION, {"instance": row.id, "now": now}).first()
         if (
             found is not None
@@ -291,7 +299,7 @@ class MetadataService:
         ):
             return found
         if not mint:
-            raise _Mint
+            return None
         return role_sessions.mint(
             tx,
             account_id=row.account_id,

@@ -15,25 +15,11 @@ from roleport.errors import AwsError
 from roleport.protocol import spec
 from roleport.services import ec2_filters, ec2_lifecycle
 from roleport.services.ec2_filters import as_text, matches
+from roleport.services.ec2_instance_views import FILTERED_CONSTANTS
 from roleport.services.ec2_lifecycle import INSTANCE_STATES, METADATA_STATES, STATE_NAMES, associations, instances
 from roleport.store import schema
 
 tags = schema.ec2_instance_tags
-
-# Values every roleport instance has; the instance output shows the same constants.
-CONSTANTS = {
-    "ebs-optimized": "false",
-    "ena-support": "true",
-    "hypervisor": "xen",
-    "monitoring-state": "disabled",
-    "platform-details": "Linux/UNIX",
-    "root-device-name": "/dev/xvda",
-    "root-device-type": "ebs",
-    "source-dest-check": "true",
-    "tenancy": "default",
-    "usage-operation": "RunInstances",
-    "virtualization-type": "hvm",
-}
 
 
 @functools.cache
@@ -66,7 +52,7 @@ def _columns(cutoff: Any) -> Mapping[str, Any]:
         "private-dns-name": i.private_dns_name,
         "private-ip-address": i.private_ip,
         "reservation-id": i.reservation_id,
-        **{name: literal(value) for name, value in CONSTANTS.items()},
+        **{name: literal(value) for name, value in FILTERED_CONSTANTS.items()},
     }
 
 

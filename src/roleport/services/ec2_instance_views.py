@@ -4,6 +4,7 @@ Instance and Reservation wire views."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -29,26 +30,50 @@ INSTANCE_ROWS = select(
 # ---------------------------------------------------------------------------------------------- output
 
 
-# What every roleport instance shows alike: an EBS-backed HVM Linux instance without VPC networking. Shared, and
-# only ever read by the serializer.
-_FIXED: dict[str, Any] = {
-    "PublicDnsName": "",
-    "ProductCodes": (),
-    "Monitoring": {"State": "disabled"},
-    "BlockDeviceMappings": (),
-    "EbsOptimized": False,
-    "EnaSupport": True,
-    "Hypervisor": "xen",
-    "RootDeviceName": "/dev/xvda",
-    "RootDeviceType": "ebs",
-    "SecurityGroups": (),
-    "SourceDestCheck": True,
-    "VirtualizationType": "hvm",
-    "HibernationOptions": {"Configured": False},
-    "EnclaveOptions": {"Enabled": False},
-    "PlatformDetails": "Linux/UNIX",
-    "UsageOperation": "RunInstances",
-    "MaintenanceOptions": {"AutoRecovery": "default"},
+# What every roleport instance has alike: an EBS-backed HVM Linux instance without VPC networking. One table feeds
+# both the Instance output and the DescribeInstances filters that read these members (ec2_instance_filters.py), so
+# a filter always selects what the output shows.
+
+
+@dataclass(frozen=True, slots=True)
+class Fixed:
+    member: str  # the Instance member
+    value: Any
+    filter: str | None = None  # the DescribeInstances filter that reads it, if any
+    text: str | None = None  # the value as that filter matches it, where it is not the value itself
+
+    @property
+    def filter_text(self) -> str:
+        if self.text is not None:
+            return self.text
+        return str(self.value).lower() if isinstance(self.value, bool) else str(self.value)
+
+
+TENANCY = "default"
+FIXED_ATTRIBUTES = (
+    Fixed("PublicDnsName", ""),
+    Fixed("ProductCodes", ()),
+    Fixed("Monitoring", {"State": "disabled"}, "monitoring-state", "disabled"),
+    Fixed("BlockDeviceMappings", ()),
+    Fixed("EbsOptimized", False, "ebs-optimized"),
+    Fixed("EnaSupport", True, "ena-support"),
+    Fixed("Hypervisor", "xen", "hypervisor"),
+    Fixed("RootDeviceName", "/dev/xvda", "root-device-name"),
+    Fixed("RootDeviceType", "ebs", "root-device-type"),
+    Fixed("SecurityGroups", ()),
+    Fixed("SourceDestCheck", True, "source-dest-check"),
+    Fixed("VirtualizationType", "hvm", "virtualization-type"),
+    Fixed("HibernationOptions", {"Configured": False}),
+    Fixed("EnclaveOptions", {"Enabled": False}),
+    Fixed("PlatformDetails", "Linux/UNIX", "platform-details"),
+    Fixed("UsageOperation", "RunInstances", "usage-operation"),
+    Fixed("MaintenanceOptions", {"AutoRecovery": "default"}),
+)
+# Shared by every answer, and only ever read by the serializer.
+_FIXED: dict[str, Any] = {attribute.member: attribute.value for attribute in FIXED_ATTRIBUTES}
+FILTERED_CONSTANTS: dict[str, str] = {
+    **{attribute.filter: attribute.filter_text for attribute in FIXED_ATTRIBUTES if attribute.filter},
+    "tenancy": TENANCY,
 }
 
 
@@ -72,7 +97,7 @@ def instance_out(
         "AmiLaunchIndex": row.launch_index,
         "InstanceType": row.instance_type,
         "LaunchTime": row.launch_time,
-        "Placement": {"AvailabilityZone": row.availability_zone, "GroupName": "", "Tenancy": "default"},
+        "Placement": {"AvailabilityZone": row.availability_zone, "GroupName": "", "Tenancy": TENANCY},
         "Architecture": row.architecture,
         "MetadataOptions": metadata_out(row, cutoff, state=metadata_state),
         "UsageOperationUpdateTime": row.first_launch_time,
