@@ -116,17 +116,17 @@ def test_sql_state_is_the_python_state(store: Store, lifecycle: Lifecycle, state
     ],
 )
 def test_filter_values_match_as_ec2_does(store: Store, value: str, pattern: str, expected: bool) -> None:
-    condition = ec2_filters.matches(literal(value), [pattern], store.dialect.name)
+    condition = ec2_filters.matches(literal(value), [pattern])
     assert bool(sql_value(store, condition)) is expected
 
 
 def test_any_of_several_values_matches(store: Store) -> None:
-    condition = ec2_filters.matches(literal("stopped"), ["running", "stop*"], store.dialect.name)
+    condition = ec2_filters.matches(literal("stopped"), ["running", "stop*"])
     assert bool(sql_value(store, condition)) is True
 
 
 def test_no_values_match_nothing(store: Store) -> None:
-    assert bool(sql_value(store, ec2_filters.matches(literal("x"), [], store.dialect.name))) is False
+    assert bool(sql_value(store, ec2_filters.matches(literal("x"), []))) is False
 
 
 def test_wildcard_parts() -> None:

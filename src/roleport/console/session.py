@@ -20,9 +20,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import bindparam, delete, insert, select
-from sqlalchemy.dialects import postgresql, sqlite
 
-from roleport.store import schema
+from roleport.store import schema, sql
 from roleport.store.db import Prepared, Store
 
 COOKIE = "roleport_console"
@@ -66,11 +65,7 @@ class Sessions:
     def key(self) -> bytes:
         if self._key is None:
             with self._lock, self.store.transaction(write=True) as tx:
-                # The first server to get here makes the key; the others (and later restarts) read the same one.
-                insert = postgresql.insert if tx.dialect.name == "postgresql" else sqlite.insert
-                made = insert(schema.server_secrets).values(name=KEY_NAME, value=secrets.token_hex(32))
-                tx.execute(made.on_conflict_do_nothing())
-                self._key = bytes.fromhex(tx.execute(_KEY, {"name": KEY_NAME}).scalar_one())
+                self._key = sql.server_secret(tx, KEY_NAME)
         return self._key
 
     def _mac(self, purpose: str, text: str, key: bytes | None = None) -> str:

@@ -25,14 +25,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import SimpleNamespace
 
 from sqlalchemy import bindparam, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from roleport.auth import sessions as role_sessions
 from roleport.auth import trust
@@ -42,7 +40,7 @@ from roleport.errors import AwsError
 from roleport.imds.replies import Reply, error, flat_json, listing, text
 from roleport.imds.tokens import make_token, token_ttl, token_valid
 from roleport.services.ec2_lifecycle import INSTANCE_STATES, associations, instances
-from roleport.store import journal, schema
+from roleport.store import journal, schema, sql
 from roleport.store.db import Prepared, Row, Store, Tx
 
 TOKEN_PATH = "/latest/api/token"
@@ -127,10 +125,7 @@ class MetadataService:
         """The token key: made by the first server to start on the database, then shared by all of them."""
         if self._key is None:
             with self.store.transaction(write=True) as tx:
-                insert = postgresql.insert if tx.dialect.name == "postgresql" else sqlite.insert
-                made = insert(schema.server_secrets).values(name=KEY_NAME, value=secrets.token_hex(32))
-                tx.execute(made.on_conflict_do_nothing())
-                self._key = bytes.fromhex(tx.execute(_KEY, {"name": KEY_NAME}).scalar_one())
+                self._key = sql.server_secret(tx, KEY_NAME)
         return self._key
 
     def account_of(self, instance_id: str) -> str | None:

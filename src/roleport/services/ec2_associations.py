@@ -142,13 +142,12 @@ def disassociate_iam_instance_profile(ctx: Ctx, p: Params) -> dict[str, Any]:
 
 
 def _filtered(ctx: Ctx, query: Any, effective: Any, p: Params) -> Any:
-    dialect = ctx.tx.dialect.name
     for item in p.get("Filters", []):
         name, values = item.get("Name", ""), list(item.get("Values", []))
         if name == "instance-id":
-            query = query.where(matches(associations.c.instance_id, values, dialect))
+            query = query.where(matches(associations.c.instance_id, values))
         elif name == "state":
-            query = query.where(matches(effective, values, dialect))
+            query = query.where(matches(effective, values))
         else:
             raise ec2_filters.invalid_filter(name)
     return query

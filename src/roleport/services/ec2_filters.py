@@ -10,6 +10,7 @@ from sqlalchemy import String, cast, false, or_
 from sqlalchemy.sql.elements import ColumnElement
 
 from roleport.errors import AwsError
+from roleport.store import sql
 
 
 def parse_wildcards(value: str) -> tuple[bool, list[tuple[str, str]]]:
@@ -55,19 +56,17 @@ def _glob_pattern(parts: list[tuple[str, str]]) -> str:
     return "".join(out)
 
 
-def matches(column: Any, values: Sequence[str], dialect: str) -> ColumnElement[bool]:
+def matches(column: Any, values: Sequence[str]) -> ColumnElement[bool]:
     """Any of the filter values matches the column, case-sensitively as EC2 filters do. Plain values compare with
-    `IN`; wildcards use GLOB on SQLite (its LIKE ignores case) and LIKE on other stores."""
+    `IN`; wildcards match case-sensitively on every store (store/sql.py)."""
     exact: list[str] = []
     patterns: list[ColumnElement[bool]] = []
     for value in values:
         wild, parts = parse_wildcards(value)
         if not wild:
             exact.append("".join(text for _, text in parts))
-        elif dialect == "sqlite":
-            patterns.append(column.op("GLOB")(_glob_pattern(parts)))
         else:
-            patterns.append(column.like(_like_pattern(parts), escape="\\"))
+            patterns.append(sql.CaseSensitiveMatch(column, _glob_pattern(parts), _like_pattern(parts)))
     clauses = ([column.in_(exact)] if exact else []) + patterns
     return or_(*clauses) if clauses else false()
 

@@ -56,11 +56,11 @@ def _columns(cutoff: Any) -> Mapping[str, Any]:
     }
 
 
-def _tag_condition(column: Callable[[Any], Any], values: Sequence[str], dialect: str, key: str | None) -> Any:
+def _tag_condition(column: Callable[[Any], Any], values: Sequence[str], key: str | None) -> Any:
     query = select(tags.c.instance_id).where(tags.c.instance_id == instances.c.id)
     if key is not None:
         query = query.where(tags.c.key == key)
-    return exists(query.where(matches(column(tags.c), values, dialect)))
+    return exists(query.where(matches(column(tags.c), values)))
 
 
 def _check_values(values: Sequence[str]) -> None:
@@ -73,28 +73,27 @@ def _check_values(values: Sequence[str]) -> None:
 
 def conditions(ctx: Ctx, filters: Sequence[Mapping[str, Any]]) -> list[ColumnElement[bool]]:
     """One condition per filter, ANDed by the caller; the values of one filter are ORed (EC2 Filter reference)."""
-    dialect = ctx.tx.dialect.name
     columns = _columns(ec2_lifecycle.cutoff(ctx))
     out: list[ColumnElement[bool]] = []
     for item in filters:
         name, values = item.get("Name", ""), list(item.get("Values", []))
         _check_values(values)
-        out.append(_condition(name, values, columns, dialect))
+        out.append(_condition(name, values, columns))
     return out
 
 
-def _condition(name: str, values: list[str], columns: Mapping[str, Any], dialect: str) -> Any:
+def _condition(name: str, values: list[str], columns: Mapping[str, Any]) -> Any:
     if name in columns:
-        return matches(columns[name], values, dialect)
+        return matches(columns[name], values)
     if name == "instance-state-code":
         names = [STATE_NAMES[value] for value in values if value in STATE_NAMES]
-        return matches(columns["instance-state-name"], names, dialect)
+        return matches(columns["instance-state-name"], names)
     if name.startswith("tag:") and len(name) > 4:
-        return _tag_condition(lambda c: c.value, values, dialect, name[4:])
+        return _tag_condition(lambda c: c.value, values, name[4:])
     if name == "tag-key":
-        return _tag_condition(lambda c: c.key, values, dialect, None)
+        return _tag_condition(lambda c: c.key, values, None)
     if name == "tag-value":
-        return _tag_condition(lambda c: c.value, values, dialect, None)
+        return _tag_condition(lambda c: c.value, values, None)
     if name in aws_filter_names():
         # A filter AWS knows on an attribute roleport's instances do not have (VPC, subnet, volumes...): none match.
         return false()

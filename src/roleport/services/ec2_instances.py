@@ -10,7 +10,6 @@ from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from roleport import ids
 from roleport.context import Ctx, Params
@@ -25,7 +24,7 @@ from roleport.services.ec2_instance_views import (
 )
 from roleport.services.ec2_lifecycle import INSTANCE_STATES, instances
 from roleport.services.registry import operation
-from roleport.store import paging, schema
+from roleport.store import paging, schema, sql
 from roleport.store.db import Row
 
 reservations = schema.ec2_reservations
@@ -148,9 +147,7 @@ def _claim_reservation(ctx: Ctx, token: str | None, digest: str) -> str | None:
         "request_digest": digest,
         "create_time": ctx.now,
     }
-    insert = postgresql.insert if ctx.tx.dialect.name == "postgresql" else sqlite.insert
-    done = ctx.tx.execute(insert(reservations).values(**values).on_conflict_do_nothing())
-    return values["id"] if done.rowcount == 1 else None
+    return values["id"] if sql.insert_ignoring_conflicts(ctx.tx, reservations, values) else None
 
 
 def _replay(ctx: Ctx, token: str, digest: str) -> dict[str, Any] | None:

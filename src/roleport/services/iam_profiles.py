@@ -16,7 +16,7 @@ from roleport.services import iam_lookups, iam_tags
 from roleport.services.iam_lookups import find_profile, find_role
 from roleport.services.iam_roles import role_out
 from roleport.services.registry import operation
-from roleport.store import counters, paging, schema
+from roleport.store import counters, paging, schema, sql
 from roleport.store.db import Prepared, Row
 
 profiles = schema.instance_profiles
@@ -143,8 +143,8 @@ def create_instance_profile(ctx: Ctx, p: Params) -> dict[str, Any]:
 @operation("iam", "GetInstanceProfile")
 def get_instance_profile(ctx: Ctx, p: Params) -> dict[str, Any]:
     name = p["InstanceProfileName"]
-    sqlite = ctx.tx.dialect.name == "sqlite"
-    statement = _PROFILE_WHOLE if sqlite else _PROFILE_WHOLE_ORDERED
+    in_sql = sql.ordered_tags_in_sql(ctx.tx)
+    statement = _PROFILE_WHOLE_ORDERED if in_sql else _PROFILE_WHOLE
     rows = ctx.tx.execute(statement, {"account": ctx.account_id, "key": name.lower()}).rows
     if not rows:
         raise AwsError("NoSuchEntity", f"Instance Profile {name} cannot be found.")  # as find_profile words it
@@ -152,7 +152,7 @@ def get_instance_profile(ctx: Ctx, p: Params) -> dict[str, Any]:
     role = first[_ROLE_AT:_ROLE_END]
     roles = [_RoleRow._make(role)] if role[0] is not None else []
     tags = [{"Key": row.tag_key, "Value": row.tag_value} for row in rows if row.tag_key is not None]
-    if sqlite and len(tags) > 1:
+    if not in_sql and len(tags) > 1:
         tags.sort(key=itemgetter("Key"))
     return {"InstanceProfile": profile_out(first, roles, tags)}
 

@@ -4,10 +4,9 @@ writers."""
 from __future__ import annotations
 
 from sqlalchemy import bindparam, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from roleport.errors import AwsError
-from roleport.store import schema
+from roleport.store import schema, sql
 from roleport.store.db import Prepared, Tx
 
 # Entities per account are counted in a row of their own (schema.counters), kept in step by the create and delete
@@ -39,11 +38,8 @@ def _ensure(tx: Tx, kind: str, account_id: str) -> None:
     if tx.execute(_READ, {"counter": name}).first() is None:
         table = _COUNTED[kind]
         count = tx.execute(select(func.count()).select_from(table).where(table.c.account_id == account_id))
-        # Two first uses at once (PostgreSQL) both find no counter: the second insert waits for the first and then
-        # does nothing, where a plain insert would fail on the key.
-        insert = postgresql.insert if tx.dialect.name == "postgresql" else sqlite.insert
-        made = insert(schema.counters).values(name=name, value=count.scalar_one()).on_conflict_do_nothing()
-        tx.execute(made)
+        # Two first uses at once (PostgreSQL) may both find no counter: the second makes none.
+        sql.insert_ignoring_conflicts(tx, schema.counters, {"name": name, "value": count.scalar_one()})
 
 
 def claim(tx: Tx, kind: str, account_id: str, quota: int, error: AwsError) -> None:
