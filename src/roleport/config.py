@@ -14,7 +14,7 @@ DEFAULT_PORT = 7665
 DEFAULT_ACCOUNT_ID = "123456789012"
 DEFAULT_REGION = "us-east-1"
 # How long the role credentials an instance's metadata service hands out last: six hours, as EC2's do (their
-# Expiration is about six hours after LastUpdated); they are rotated before they expire (see imds.py).
+# Expiration is about six hours after LastUpdated); they are rotated before they expire (see imds/service.py).
 DEFAULT_CREDENTIAL_LIFETIME_SECONDS = 21600
 CREDENTIALS_FILE = "root-credentials.json"
 # How long a request's head and body may take to arrive, from the connection's opening (or the request's first byte
