@@ -1,6 +1,6 @@
-"""How metadata requests reach imds/service.py: the path form on the main port (`/imds/{instance_id}/...`, plain ASGI), and one
-dedicated listener per instance on a port of its own (asyncio + h11), for clients that keep only host and port of
-AWS_EC2_METADATA_SERVICE_ENDPOINT. service.py's docstring explains the addressing."""
+"""How metadata requests reach imds/service.py: the path form on the main port (`/imds/{instance_id}/...`, plain
+ASGI), and one dedicated listener per instance on a port of its own (asyncio + h11), for clients that keep only host
+and port of AWS_EC2_METADATA_SERVICE_ENDPOINT. service.py's docstring explains the addressing."""
 
 from __future__ import annotations
 
