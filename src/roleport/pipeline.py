@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
 
 from roleport.auth import principal as principals
-from roleport.auth import resources, sigv4
+from roleport.auth import sigv4
 from roleport.auth.access import Access
 from roleport.auth.principal import Principal
 from roleport.clock import Clock, system_clock
@@ -49,14 +49,6 @@ class Pipeline:
         self.clock = clock
         self.operations = registry.operations()
         self.cache = ReadCache() if settings.read_cache else None
-        # IAM reads answer from stored rows alone (IAM is read-after-write consistent and reads no clock), so the
-        # same request gives the same answer while the store is unchanged; the simulations weigh conditions against
-        # the current time.
-        self.cacheable = frozenset(
-            key
-            for key, spec_ in self.operations.items()
-            if key[0] == "iam" and not spec_.write and not key[1].startswith("Simulate")
-        )
 
     def handle(self, request: WireRequest) -> tuple[int, bytes, str]:
         request_id = _request_id()
@@ -89,7 +81,7 @@ class Pipeline:
             raise (_ec2_auth_error(error) if service == "ec2" else error) from None
         handler = self.operations.get((service, form.get("Action", "")))
         known = principals.root_key(self.settings, signed)
-        if known is None or handler is None or self.cache is None or (service, handler.name) not in self.cacheable:
+        if known is None or handler is None or self.cache is None or not handler.cacheable:
             head, tail = self._answer(service, signed, request, form, rid, now, handler, known)
             return b"".join((head, rid.encode(), tail))
         self._verify(service, signed, request, known[1])
@@ -118,7 +110,7 @@ class Pipeline:
     ) -> tuple[bytes, bytes]:
         """The answer's XML in two parts, around the request id (xml.serialize_parts)."""
         # Root is neither looked up nor authorized, so its call runs only the handler's own statements.
-        alone = known is not None and handler is not None and (service, handler.name) in _ONE_STATEMENT
+        alone = known is not None and handler is not None and handler.single_statement
         with self.store.transaction(handler.write if handler else False, one_statement=alone) as tx:
             principal, secret = known or principals.resolve(tx, self.settings, signed, service, now)
             if not verified:
@@ -162,32 +154,13 @@ class Pipeline:
         wire (console/actions.py)."""
         service = handler.service
         access = Access(tx, principal, service, now, client, self.settings.region)
-        if principal.kind != "root" and (service, handler.name) not in _UNCHECKED:
-            self._authorize(access, service, handler.name, params)
+        if principal.kind != "root" and handler.authorize:
+            handler.authorize_call(access, params)
         if params.get("DryRun"):
             # EC2's DryRun asks only whether the caller may make the call; it changes and checks nothing else.
             raise AwsError("DryRunOperation", "Request would have succeeded, but DryRun flag is set.", status=412)
         ctx = Ctx(request_id, now, self.settings, principal, tx, access)
         return handler.handler(ctx, params)
-
-    def _authorize(self, access: Access, service: str, operation: str, params: dict[str, Any]) -> None:
-        look = resources.Lookup(access.tx, access.principal, self.settings.region, access.generation())
-        extra: dict[str, list[str]] = {}
-        tags = resources.request_tags(params)
-        if tags:
-            extra.update({f"aws:RequestTag/{key}": [value] for key, value in tags.items()})
-            extra["aws:TagKeys"] = list(tags)
-        if "TagKeys" in params:
-            extra["aws:TagKeys"] = list(params["TagKeys"])
-        if service == "iam" and "PolicyArn" in params:
-            extra["iam:PolicyARN"] = [params["PolicyArn"]]
-        for resource in resources.resources(service, operation, look, params):
-            access.check(f"{service}:{operation}", resource, extra)
-
-
-# GetCallerIdentity needs no permission and cannot be denied (STS API reference); AssumeRole weighs the role's trust
-# policy with the caller's identity policies, so its handler authorizes itself.
-_UNCHECKED = frozenset({("sts", "GetCallerIdentity"), ("sts", "AssumeRole")})
 
 
 # Header names as the pipeline reads them (lower-case text), by their bytes: a client sends the same few names on every
@@ -200,11 +173,6 @@ def _header_name(raw: bytes) -> str:
     if len(_HEADER_NAMES) < 512:
         _HEADER_NAMES[raw] = name
     return name
-
-
-# Read handlers that run exactly one statement (the store refuses a second), so a root call to them needs no
-# explicit transaction.
-_ONE_STATEMENT = frozenset({("iam", "GetInstanceProfile")})
 
 
 def _ec2_auth_error(error: AwsError) -> AwsError:

@@ -1,9 +1,10 @@
-"""The resource ARN each call is authorized against (the Service Authorization Reference's resource types), and the
-tags of that resource for aws:ResourceTag conditions."""
+"""Where a call is authorized: finders that name the resources an operation acts on (the Service Authorization
+Reference's resource types) from its parameters, and Lookup, which gives their ARNs and the tags aws:ResourceTag reads.
+Each operation declares its finder in its @operation line (services/registry.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +43,11 @@ _INSTANCE_TAGS = Prepared(
 )
 _ASSOCIATION_INSTANCE = Prepared(
     select(schema.ec2_associations.c.instance_id).where(schema.ec2_associations.c.id == bindparam("association"))
+)
+_KEY_OWNER = Prepared(
+    select(schema.users.c.name)
+    .join(schema.access_keys, schema.access_keys.c.user_id == schema.users.c.id)
+    .where(schema.access_keys.c.id == bindparam("key"), schema.users.c.account_id == bindparam("account"))
 )
 _POLICY = Prepared(select(schema.policies.c.id).where(schema.policies.c.arn == bindparam("arn")))
 _POLICY_TAGS = Prepared(
@@ -87,62 +93,113 @@ class Lookup:
     def caller_user(self) -> str:
         return self.principal.name if self.principal.kind == "user" else ""
 
-
-Finder = Callable[[Lookup, dict[str, Any]], list[Resource]]
-
-
-def _iam_resource(look: Lookup, p: dict[str, Any], operation: str) -> list[Resource]:
-    account = look.account
-    if operation.startswith("List") and not any(k in p for k in ("RoleName", "UserName", "InstanceProfileName")):
-        # A list call is checked against the type's ARN with the path prefix, e.g. "arn:aws:iam::A:role/".
-        kind = {"ListRoles": "role", "ListInstanceProfiles": "instance-profile", "ListUsers": "user"}.get(operation)
-        if kind is None:
-            return [Resource("*")]
-        return [Resource(ids.iam_arn(account, kind, p.get("PathPrefix", "/"), ""))]
-    if "InstanceProfileName" in p:
-        return [look.iam("instance-profile", p["InstanceProfileName"], p.get("Path"))]
-    if "RoleName" in p:
-        return [look.iam("role", p["RoleName"], p.get("Path"))]
-    if "UserName" in p:
-        return [look.iam("user", p["UserName"], p.get("Path"))]
-    caller_ops = ("CreateAccessKey", "ListAccessKeys", "UpdateAccessKey", "DeleteAccessKey", "GetUser")
-    if operation in caller_ops and look.caller_user():
-        return [look.iam("user", look.caller_user())]
-    if "PolicyArn" in p:
-        return [look.policy(p["PolicyArn"])]
-    if operation == "CreatePolicy":
-        return [Resource(ids.iam_arn(account, "policy", p.get("Path", "/"), p["PolicyName"]))]
-    if operation == "SimulatePrincipalPolicy":
-        return [Resource(p["PolicySourceArn"])]
-    return [Resource("*")]
+    def key_owner(self, key_id: str) -> str | None:
+        """The name of the user in the caller's account that holds this access key."""
+        return self.tx.execute(_KEY_OWNER, {"key": key_id, "account": self.account}).scalar()  # type: ignore[no-any-return]
 
 
-def _ec2_resource(look: Lookup, p: dict[str, Any], operation: str) -> list[Resource]:
-    if "InstanceIds" in p and not operation.startswith("Describe"):
-        return [look.instance(instance_id) for instance_id in p["InstanceIds"]]
-    if "InstanceId" in p:
-        return [look.instance(p["InstanceId"])]
-    if "AssociationId" in p:
-        instance_id = look.tx.execute(_ASSOCIATION_INSTANCE, {"association": p["AssociationId"]}).scalar()
-        return [look.instance(instance_id)] if instance_id else [Resource("*")]
-    if operation == "RunInstances":
-        return [Resource(f"arn:aws:ec2:{look.region}:{look.account}:instance/*")]
-    return [Resource("*")]
+Params = dict[str, Any]
+_ANYWHERE: Sequence[Resource] = (Resource("*"),)
 
 
-def resources(service: str, operation: str, look: Lookup, params: dict[str, Any]) -> list[Resource]:
-    if service == "iam":
-        return _iam_resource(look, params, operation)
-    if service == "ec2":
-        return _ec2_resource(look, params, operation)
-    if service == "sts" and "RoleArn" in params:
-        return [Resource(params["RoleArn"])]
-    return [Resource("*")]
+@dataclass(frozen=True, slots=True)
+class Finder:
+    """The resources one operation is authorized against: the reference's resource types it yields (none for an
+    action that names no resource type, which AWS checks against "*") and how to find them in a call."""
+
+    types: tuple[str, ...]
+    find: Callable[[Lookup, Params], Sequence[Resource]]
+
+    def __call__(self, look: Lookup, params: Params) -> Sequence[Resource]:
+        return self.find(look, params)
 
 
-def request_tags(params: dict[str, Any]) -> dict[str, str]:
-    """Tags a call asks to set, for aws:RequestTag/KEY and aws:TagKeys (IAM Tags; EC2 TagSpecifications)."""
-    tags = {t["Key"]: t.get("Value", "") for t in params.get("Tags", []) if isinstance(t, dict)}
-    for spec in params.get("TagSpecifications", []):
-        tags.update({t["Key"]: t.get("Value", "") for t in spec.get("Tags", [])})
-    return tags
+# The action has no resource type in the reference: policies grant it with "Resource": "*".
+ANY = Finder((), lambda look, p: _ANYWHERE)
+
+
+def role_named(param: str = "RoleName") -> Finder:
+    # A role about to be created has no row yet: its ARN takes the Path the call gives it.
+    return Finder(("role",), lambda look, p: (look.iam("role", p[param], p.get("Path")),))
+
+
+def profile_named(param: str = "InstanceProfileName") -> Finder:
+    return Finder(("instance-profile",), lambda look, p: (look.iam("instance-profile", p[param], p.get("Path")),))
+
+
+def user_named(param: str = "UserName", *, default_to_caller: bool = False) -> Finder:
+    """The user the call names; where the name is optional and left out, AWS acts on the calling user (the
+    access-key calls and GetUser), and a caller that is not a user gets "*"."""
+
+    def find(look: Lookup, p: Params) -> Sequence[Resource]:
+        name = p.get(param) or (look.caller_user() if default_to_caller else "")
+        return (look.iam("user", name, p.get("Path")),) if name else _ANYWHERE
+
+    return Finder(("user",), find)
+
+
+def key_owner(param: str = "AccessKeyId") -> Finder:
+    """The user holding the access key, found by the key: GetAccessKeyLastUsed names only the key. A key with no
+    owner in the account (the root key, an unknown one) is checked against "*", and the handler answers for it."""
+
+    def find(look: Lookup, p: Params) -> Sequence[Resource]:
+        owner = look.key_owner(p[param])
+        return (look.iam("user", owner),) if owner else _ANYWHERE
+
+    return Finder(("user",), find)
+
+
+def policy_arn(param: str = "PolicyArn") -> Finder:
+    return Finder(("policy",), lambda look, p: (look.policy(p[param]),))
+
+
+def policy_named(param: str = "PolicyName") -> Finder:
+    """A policy about to be created: its ARN from its name and path, as CreatePolicy will make it."""
+    return Finder(
+        ("policy",), lambda look, p: (Resource(ids.iam_arn(look.account, "policy", p.get("Path", "/"), p[param])),)
+    )
+
+
+def arn_given(param: str, *types: str) -> Finder:
+    """An ARN the caller passes as it is (SimulatePrincipalPolicy's PolicySourceArn, AssumeRole's RoleArn)."""
+    return Finder(types, lambda look, p: (Resource(p[param]),))
+
+
+def path_listing(kind: str) -> Finder:
+    """A whole-type listing (ListRoles, ListUsers, ListInstanceProfiles): checked against the type's ARN with the
+    listing's path prefix and no name, e.g. "arn:aws:iam::A:role/" for the default "/"."""
+    return Finder((kind,), lambda look, p: (Resource(ids.iam_arn(look.account, kind, p.get("PathPrefix", "/"), "")),))
+
+
+def instance_ids(param: str = "InstanceIds") -> Finder:
+    return Finder(("instance",), lambda look, p: [look.instance(instance_id) for instance_id in p[param]])
+
+
+def one_instance(param: str = "InstanceId") -> Finder:
+    return Finder(("instance",), lambda look, p: (look.instance(p[param]),))
+
+
+def instance_of_association(param: str = "AssociationId") -> Finder:
+    """The instance a profile association belongs to; an unknown association is checked against "*" and the handler
+    then answers that it does not exist."""
+
+    def find(look: Lookup, p: Params) -> Sequence[Resource]:
+        instance = look.tx.execute(_ASSOCIATION_INSTANCE, {"association": p[param]}).scalar()
+        return (look.instance(instance),) if instance else _ANYWHERE
+
+    return Finder(("instance",), find)
+
+
+def account_scope(kind: str) -> Finder:
+    """Every resource of an EC2 type in the caller's account and region: RunInstances' instances, which have no id
+    before the call."""
+    return Finder((kind,), lambda look, p: (Resource(f"arn:aws:ec2:{look.region}:{look.account}:{kind}/*"),))
+
+
+# AWS checks a whole-type listing (ListRoles, ListUsers, ListInstanceProfiles) against the type's ARN with the path
+# prefix, though the reference lists no resource type for them.
+LISTING_BY_PATH = (
+    "AWS denies a listing 'on resource: arn:aws:iam::ACCOUNT:role/' (the path prefix, no name), so a policy scoped "
+    "to a path grants it (IAM ARNs: 'arn:aws:iam::123456789012:user/division_abc/subdivision_xyz/*'); the reference "
+    "lists no resource type. https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_identifiers.html#identifiers-arns"
+)

@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, select, update
 
+from roleport.auth.resources import ANY, instance_of_association, one_instance
 from roleport.context import Ctx, Params
 from roleport.errors import AwsError
 from roleport.services import ec2_filters, ec2_ids, ec2_lifecycle, ec2_profiles
@@ -105,7 +106,7 @@ def _out(row: Row, state: str) -> dict[str, Any]:
     return association_out(row.id, row.instance_id, row.profile_arn, row.profile_id, state, row.create_time)
 
 
-@operation("ec2", "AssociateIamInstanceProfile")
+@operation("ec2", "AssociateIamInstanceProfile", resource=one_instance())
 def associate_iam_instance_profile(ctx: Ctx, p: Params) -> dict[str, Any]:
     [instance_id] = ec2_ids.check_instance_ids([p["InstanceId"]])
     # AssociateIamInstanceProfile reference: "with a running or stopped instance".
@@ -118,7 +119,7 @@ def associate_iam_instance_profile(ctx: Ctx, p: Params) -> dict[str, Any]:
     return {"IamInstanceProfileAssociation": out}
 
 
-@operation("ec2", "ReplaceIamInstanceProfileAssociation")
+@operation("ec2", "ReplaceIamInstanceProfileAssociation", resource=instance_of_association())
 def replace_iam_instance_profile_association(ctx: Ctx, p: Params) -> dict[str, Any]:
     # ReplaceIamInstanceProfileAssociation reference: "for the specified running instance".
     old = _find_locked(ctx, p["AssociationId"], ("running",), "'running' state")
@@ -131,7 +132,7 @@ def replace_iam_instance_profile_association(ctx: Ctx, p: Params) -> dict[str, A
     return {"IamInstanceProfileAssociation": out}
 
 
-@operation("ec2", "DisassociateIamInstanceProfile")
+@operation("ec2", "DisassociateIamInstanceProfile", resource=instance_of_association())
 def disassociate_iam_instance_profile(ctx: Ctx, p: Params) -> dict[str, Any]:
     # DisassociateIamInstanceProfile reference: "from a running or stopped instance".
     old = _find_locked(ctx, p["AssociationId"], ("running", "stopped"), "'running' or 'stopped' states")
@@ -169,7 +170,7 @@ def _check_combination(wanted: list[str], p: Params) -> None:
             raise AwsError("InvalidParameterCombination", message, status=400)
 
 
-@operation("ec2", "DescribeIamInstanceProfileAssociations")
+@operation("ec2", "DescribeIamInstanceProfileAssociations", resource=ANY)
 def describe_iam_instance_profile_associations(ctx: Ctx, p: Params) -> dict[str, Any]:
     wanted = ec2_ids.check_association_ids(p.get("AssociationIds", []))
     _check_combination(wanted, p)

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import update
 
+from roleport.auth.resources import instance_ids, one_instance
 from roleport.context import Ctx, Params
 from roleport.errors import AwsError
 from roleport.services import ec2_ids, ec2_lifecycle, ec2_profiles
@@ -83,20 +84,20 @@ def _change(
     return changes, moved
 
 
-@operation("ec2", "StopInstances")
+@operation("ec2", "StopInstances", resource=instance_ids())
 def stop_instances(ctx: Ctx, p: Params) -> dict[str, Any]:
     changes, _ = _change(ctx, p, _STOP, _cannot_stop, {"state_reason": USER_SHUTDOWN})
     return {"StoppingInstances": changes}
 
 
-@operation("ec2", "StartInstances")
+@operation("ec2", "StartInstances", resource=instance_ids())
 def start_instances(ctx: Ctx, p: Params) -> dict[str, Any]:
     # A start is a new launch: LaunchTime moves to now, and the stop's reason no longer applies.
     changes, _ = _change(ctx, p, _START, _cannot_start, {"state_reason": None, "launch_time": ctx.now})
     return {"StartingInstances": changes}
 
 
-@operation("ec2", "TerminateInstances")
+@operation("ec2", "TerminateInstances", resource=instance_ids())
 def terminate_instances(ctx: Ctx, p: Params) -> dict[str, Any]:
     changes, moved = _change(ctx, p, _TERMINATE, _cannot_terminate, {"state_reason": USER_SHUTDOWN})
     if moved:
@@ -113,7 +114,7 @@ _METADATA_MEMBERS = {
 }
 
 
-@operation("ec2", "ModifyInstanceMetadataOptions")
+@operation("ec2", "ModifyInstanceMetadataOptions", resource=one_instance())
 def modify_instance_metadata_options(ctx: Ctx, p: Params) -> dict[str, Any]:
     [instance_id] = ec2_ids.check_instance_ids([p["InstanceId"]])
     row = find_instances(ctx, [instance_id], for_update=True)[instance_id]

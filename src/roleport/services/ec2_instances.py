@@ -12,6 +12,8 @@ from typing import Any
 from sqlalchemy import select
 
 from roleport import ids
+from roleport.auth.request_keys import REQUEST_TAGS
+from roleport.auth.resources import ANY, account_scope
 from roleport.context import Ctx, Params
 from roleport.errors import AwsError
 from roleport.services import ec2_ids, ec2_instance_filters, ec2_lifecycle, ec2_profiles
@@ -176,7 +178,18 @@ def _replay(ctx: Ctx, token: str, digest: str) -> dict[str, Any] | None:
     return {"ReservationId": found.id, "OwnerId": found.account_id, "Groups": [], "Instances": launched}
 
 
-@operation("ec2", "RunInstances")
+# roleport keeps no images, subnets, security groups or network interfaces, so RunInstances is authorized on the
+# instance alone where AWS also checks those resources (image, network-interface, security-group and subnet are
+# required resource types of ec2:RunInstances): a policy that grants only instance/* launches here, not on AWS.
+_INSTANCES_ONLY = (
+    "roleport models only the instance of RunInstances' required resource types "
+    "(https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2.html)"
+)
+
+
+@operation(
+    "ec2", "RunInstances", resource=account_scope("instance"), condition_keys=(REQUEST_TAGS,), deviation=_INSTANCES_ONLY
+)
 def run_instances(ctx: Ctx, p: Params) -> dict[str, Any]:
     if not p.get("ImageId"):
         raise AwsError("MissingParameter", "The request must contain the parameter ImageId", status=400)
@@ -237,7 +250,7 @@ def _page_size(p: Params) -> int:
     return int(size)
 
 
-@operation("ec2", "DescribeInstances")
+@operation("ec2", "DescribeInstances", resource=ANY)
 def describe_instances(ctx: Ctx, p: Params) -> dict[str, Any]:
     wanted = ec2_ids.check_instance_ids(p.get("InstanceIds", []))
     if wanted and p.get("MaxResults") is not None:

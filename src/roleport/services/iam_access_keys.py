@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import bindparam, delete, func, select, update
 
 from roleport import ids
+from roleport.auth.resources import key_owner, user_named
 from roleport.context import Ctx, Params
 from roleport.errors import AwsError
 from roleport.services import iam_lookups
@@ -60,7 +61,7 @@ def _key_owner(ctx: Ctx, p: Params) -> Row:
     return user
 
 
-@operation("iam", "CreateAccessKey")
+@operation("iam", "CreateAccessKey", resource=user_named(default_to_caller=True))
 def create_access_key(ctx: Ctx, p: Params) -> dict[str, Any]:
     user = target_user(ctx, p.get("UserName"))
     if user is None:
@@ -85,7 +86,7 @@ def create_access_key(ctx: Ctx, p: Params) -> dict[str, Any]:
     }
 
 
-@operation("iam", "ListAccessKeys")
+@operation("iam", "ListAccessKeys", resource=user_named(default_to_caller=True))
 def list_access_keys(ctx: Ctx, p: Params) -> dict[str, Any]:
     user = target_user(ctx, p.get("UserName"))
     if user is None:
@@ -100,7 +101,7 @@ def list_access_keys(ctx: Ctx, p: Params) -> dict[str, Any]:
     return iam_lookups.paged(page, "AccessKeyMetadata", [_metadata_out(row, user) for row in page[0]])
 
 
-@operation("iam", "UpdateAccessKey")
+@operation("iam", "UpdateAccessKey", resource=user_named(default_to_caller=True))
 def update_access_key(ctx: Ctx, p: Params) -> dict[str, Any]:
     user = _key_owner(ctx, p)
     status = p["Status"]
@@ -112,14 +113,14 @@ def update_access_key(ctx: Ctx, p: Params) -> dict[str, Any]:
     return {}
 
 
-@operation("iam", "DeleteAccessKey")
+@operation("iam", "DeleteAccessKey", resource=user_named(default_to_caller=True))
 def delete_access_key(ctx: Ctx, p: Params) -> dict[str, Any]:
     user = _key_owner(ctx, p)
     ctx.tx.execute(delete(keys).where(keys.c.id == p["AccessKeyId"], keys.c.user_id == user.id))
     return {}
 
 
-@operation("iam", "GetAccessKeyLastUsed")
+@operation("iam", "GetAccessKeyLastUsed", resource=key_owner())
 def get_access_key_last_used(ctx: Ctx, p: Params) -> dict[str, Any]:
     key_id = p["AccessKeyId"]
     if key_id == ctx.settings.root_access_key:

@@ -9,6 +9,8 @@ from sqlalchemy import delete, exists, func, select, update
 
 from roleport import ids
 from roleport.auth import policy_document
+from roleport.auth.request_keys import REQUEST_TAGS
+from roleport.auth.resources import ANY, policy_arn, policy_named
 from roleport.context import Ctx, Params
 from roleport.errors import AwsError
 from roleport.services import iam_lookups, iam_tags
@@ -99,7 +101,7 @@ def _version_out(row: Row, default_version_id: str, *, document: bool) -> dict[s
     return out
 
 
-@operation("iam", "CreatePolicy")
+@operation("iam", "CreatePolicy", resource=policy_named(), condition_keys=(REQUEST_TAGS,))
 def create_policy(ctx: Ctx, p: Params) -> dict[str, Any]:
     policy_document.parse(p["PolicyDocument"])
     quota = ctx.settings.quotas.customer_managed_policies_per_account
@@ -136,13 +138,13 @@ def create_policy(ctx: Ctx, p: Params) -> dict[str, Any]:
     return {"Policy": policy_out(ctx.tx, row, tags=iam_tags.tags_of(ctx.tx, schema.policy_tags, policy_id))}
 
 
-@operation("iam", "GetPolicy")
+@operation("iam", "GetPolicy", resource=policy_arn())
 def get_policy(ctx: Ctx, p: Params) -> dict[str, Any]:
     row = find_policy(ctx, p["PolicyArn"])
     return {"Policy": policy_out(ctx.tx, row, tags=iam_tags.tags_of(ctx.tx, schema.policy_tags, row.id))}
 
 
-@operation("iam", "ListPolicies")
+@operation("iam", "ListPolicies", resource=ANY)
 def list_policies(ctx: Ctx, p: Params) -> dict[str, Any]:
     scope = p.get("Scope", "All")
     owners = {"All": [AWS_ACCOUNT, ctx.account_id], "AWS": [AWS_ACCOUNT], "Local": [ctx.account_id]}[scope]
@@ -163,7 +165,7 @@ def list_policies(ctx: Ctx, p: Params) -> dict[str, Any]:
     return iam_lookups.paged(page, "Policies", [policy_out(ctx.tx, row) for row in page[0]])
 
 
-@operation("iam", "DeletePolicy")
+@operation("iam", "DeletePolicy", resource=policy_arn())
 def delete_policy(ctx: Ctx, p: Params) -> dict[str, Any]:
     row = _customer_policy(ctx, p["PolicyArn"])
     held = exists().where(attachments.c.policy_id == row.id) | exists().where(user_attachments.c.policy_id == row.id)
@@ -183,7 +185,7 @@ def delete_policy(ctx: Ctx, p: Params) -> dict[str, Any]:
     return {}
 
 
-@operation("iam", "GetPolicyVersion")
+@operation("iam", "GetPolicyVersion", resource=policy_arn())
 def get_policy_version(ctx: Ctx, p: Params) -> dict[str, Any]:
     row = find_policy(ctx, p["PolicyArn"])
     version = ctx.tx.execute(
@@ -196,7 +198,7 @@ def get_policy_version(ctx: Ctx, p: Params) -> dict[str, Any]:
     return {"PolicyVersion": _version_out(version, row.default_version_id, document=True)}
 
 
-@operation("iam", "CreatePolicyVersion")
+@operation("iam", "CreatePolicyVersion", resource=policy_arn())
 def create_policy_version(ctx: Ctx, p: Params) -> dict[str, Any]:
     row = _customer_policy(ctx, p["PolicyArn"])
     policy_document.parse(p["PolicyDocument"])
@@ -230,7 +232,7 @@ def create_policy_version(ctx: Ctx, p: Params) -> dict[str, Any]:
     return {"PolicyVersion": _version_out(version, default, document=False)}
 
 
-@operation("iam", "ListPolicyVersions")
+@operation("iam", "ListPolicyVersions", resource=policy_arn())
 def list_policy_versions(ctx: Ctx, p: Params) -> dict[str, Any]:
     row = find_policy(ctx, p["PolicyArn"])
     # At most five versions exist (the versions quota), so one page always holds them all; newest first, as IAM lists.
@@ -242,7 +244,7 @@ def list_policy_versions(ctx: Ctx, p: Params) -> dict[str, Any]:
     }
 
 
-@operation("iam", "DeletePolicyVersion")
+@operation("iam", "DeletePolicyVersion", resource=policy_arn())
 def delete_policy_version(ctx: Ctx, p: Params) -> dict[str, Any]:
     row = _customer_policy(ctx, p["PolicyArn"])
     if p["VersionId"] == row.default_version_id:
@@ -257,7 +259,7 @@ def delete_policy_version(ctx: Ctx, p: Params) -> dict[str, Any]:
     return {}
 
 
-@operation("iam", "SetDefaultPolicyVersion")
+@operation("iam", "SetDefaultPolicyVersion", resource=policy_arn())
 def set_default_policy_version(ctx: Ctx, p: Params) -> dict[str, Any]:
     row = _customer_policy(ctx, p["PolicyArn"])
     found = ctx.tx.execute(

@@ -10,6 +10,8 @@ from typing import Any
 from sqlalchemy import bindparam, delete, select
 
 from roleport import ids
+from roleport.auth.request_keys import REQUEST_TAGS, TAG_KEYS
+from roleport.auth.resources import LISTING_BY_PATH, path_listing, profile_named, role_named
 from roleport.context import Ctx, Params
 from roleport.errors import AwsError
 from roleport.services import iam_lookups, iam_tags
@@ -113,7 +115,7 @@ def _profiles_page(ctx: Ctx, query: Any, p: Params) -> dict[str, Any]:
     return iam_lookups.paged(page, "InstanceProfiles", [profile_out(row, roles[row.id]) for row in page[0]])
 
 
-@operation("iam", "CreateInstanceProfile")
+@operation("iam", "CreateInstanceProfile", resource=profile_named(), condition_keys=(REQUEST_TAGS,))
 def create_instance_profile(ctx: Ctx, p: Params) -> dict[str, Any]:
     quota = ctx.settings.quotas.instance_profiles_per_account
     full = AwsError("LimitExceeded", f"Cannot exceed quota for InstanceProfilesPerAccount: {quota}.")
@@ -140,7 +142,8 @@ def create_instance_profile(ctx: Ctx, p: Params) -> dict[str, Any]:
     return {"InstanceProfile": profile_out(SimpleNamespace(**values), [], tags)}
 
 
-@operation("iam", "GetInstanceProfile")
+# One statement (the store refuses a second), so root's call to it needs no explicit transaction.
+@operation("iam", "GetInstanceProfile", resource=profile_named(), single_statement=True)
 def get_instance_profile(ctx: Ctx, p: Params) -> dict[str, Any]:
     name = p["InstanceProfileName"]
     in_sql = sql.ordered_tags_in_sql(ctx.tx)
@@ -157,7 +160,7 @@ def get_instance_profile(ctx: Ctx, p: Params) -> dict[str, Any]:
     return {"InstanceProfile": profile_out(first, roles, tags)}
 
 
-@operation("iam", "ListInstanceProfiles")
+@operation("iam", "ListInstanceProfiles", resource=path_listing("instance-profile"), deviation=LISTING_BY_PATH)
 def list_instance_profiles(ctx: Ctx, p: Params) -> dict[str, Any]:
     query = select(profiles).where(profiles.c.account_id == ctx.account_id)
     prefix = iam_lookups.path_filter(profiles.c.path, p.get("PathPrefix"))
@@ -166,7 +169,7 @@ def list_instance_profiles(ctx: Ctx, p: Params) -> dict[str, Any]:
     return _profiles_page(ctx, query, p)
 
 
-@operation("iam", "ListInstanceProfilesForRole")
+@operation("iam", "ListInstanceProfilesForRole", resource=role_named())
 def list_instance_profiles_for_role(ctx: Ctx, p: Params) -> dict[str, Any]:
     role = find_role(ctx.tx, ctx.account_id, p["RoleName"])
     query = (
@@ -177,7 +180,7 @@ def list_instance_profiles_for_role(ctx: Ctx, p: Params) -> dict[str, Any]:
     return _profiles_page(ctx, query, p)
 
 
-@operation("iam", "AddRoleToInstanceProfile")
+@operation("iam", "AddRoleToInstanceProfile", resource=profile_named())
 def add_role_to_instance_profile(ctx: Ctx, p: Params) -> dict[str, Any]:
     # Both held, profile first (DeleteInstanceProfile holds only the profile, DeleteRole only the role), so neither
     # can be deleted between the insert and its foreign keys.
@@ -189,7 +192,7 @@ def add_role_to_instance_profile(ctx: Ctx, p: Params) -> dict[str, Any]:
     return {}
 
 
-@operation("iam", "RemoveRoleFromInstanceProfile")
+@operation("iam", "RemoveRoleFromInstanceProfile", resource=profile_named())
 def remove_role_from_instance_profile(ctx: Ctx, p: Params) -> dict[str, Any]:
     profile = find_profile(ctx.tx, ctx.account_id, p["InstanceProfileName"])
     role = find_role(ctx.tx, ctx.account_id, p["RoleName"])
@@ -201,7 +204,7 @@ def remove_role_from_instance_profile(ctx: Ctx, p: Params) -> dict[str, Any]:
     return {}
 
 
-@operation("iam", "DeleteInstanceProfile")
+@operation("iam", "DeleteInstanceProfile", resource=profile_named())
 def delete_instance_profile(ctx: Ctx, p: Params) -> dict[str, Any]:
     profile = find_profile(ctx.tx, ctx.account_id, p["InstanceProfileName"], lock=True)
     holds_role = ctx.tx.execute(select(profile_roles.c.role_id).where(profile_roles.c.profile_id == profile.id)).first()
@@ -212,7 +215,7 @@ def delete_instance_profile(ctx: Ctx, p: Params) -> dict[str, Any]:
     return {}
 
 
-@operation("iam", "TagInstanceProfile")
+@operation("iam", "TagInstanceProfile", resource=profile_named(), condition_keys=(REQUEST_TAGS,))
 def tag_instance_profile(ctx: Ctx, p: Params) -> dict[str, Any]:
     profile = find_profile(ctx.tx, ctx.account_id, p["InstanceProfileName"], lock=True)
     quota = ctx.settings.quotas.tags_per_resource
@@ -220,14 +223,14 @@ def tag_instance_profile(ctx: Ctx, p: Params) -> dict[str, Any]:
     return {}
 
 
-@operation("iam", "UntagInstanceProfile")
+@operation("iam", "UntagInstanceProfile", resource=profile_named(), condition_keys=(TAG_KEYS,))
 def untag_instance_profile(ctx: Ctx, p: Params) -> dict[str, Any]:
     profile = find_profile(ctx.tx, ctx.account_id, p["InstanceProfileName"])
     iam_tags.remove_tags(ctx.tx, schema.profile_tags, profile.id, p["TagKeys"])
     return {}
 
 
-@operation("iam", "ListInstanceProfileTags")
+@operation("iam", "ListInstanceProfileTags", resource=profile_named())
 def list_instance_profile_tags(ctx: Ctx, p: Params) -> dict[str, Any]:
     profile = find_profile(ctx.tx, ctx.account_id, p["InstanceProfileName"])
     return iam_tags.list_tags(ctx.tx, schema.profile_tags, profile.id, p)

@@ -8,6 +8,8 @@ from sqlalchemy import delete, exists, select, update
 
 from roleport import ids
 from roleport.auth import policy_document
+from roleport.auth.request_keys import PERMISSIONS_BOUNDARY, REQUEST_TAGS, TAG_KEYS
+from roleport.auth.resources import LISTING_BY_PATH, path_listing, role_named
 from roleport.context import Ctx, Params
 from roleport.errors import AwsError
 from roleport.services import iam_lookups, iam_tags
@@ -52,7 +54,7 @@ def _boundary(row: Row) -> dict[str, Any]:
     }
 
 
-@operation("iam", "CreateRole")
+@operation("iam", "CreateRole", resource=role_named(), condition_keys=(REQUEST_TAGS, PERMISSIONS_BOUNDARY))
 def create_role(ctx: Ctx, p: Params) -> dict[str, Any]:
     policy_document.parse(p["AssumeRolePolicyDocument"], trust=True)
     iam_lookups.check_boundary(ctx.tx, p.get("PermissionsBoundary"))
@@ -83,18 +85,18 @@ def create_role(ctx: Ctx, p: Params) -> dict[str, Any]:
     return {"Role": role_out(row, tags=iam_tags.tags_of(ctx.tx, schema.role_tags, row.id)) | _boundary(row)}
 
 
-@operation("iam", "GetRole")
+@operation("iam", "GetRole", resource=role_named())
 def get_role(ctx: Ctx, p: Params) -> dict[str, Any]:
     row = find_role(ctx.tx, ctx.account_id, p["RoleName"])
     return {"Role": role_out(row, tags=iam_tags.tags_of(ctx.tx, schema.role_tags, row.id), full=True)}
 
 
-@operation("iam", "ListRoles")
+@operation("iam", "ListRoles", resource=path_listing("role"), deviation=LISTING_BY_PATH)
 def list_roles(ctx: Ctx, p: Params) -> dict[str, Any]:
     return iam_lookups.list_by_path(ctx.tx, roles, ctx.account_id, p, "Roles", role_out)
 
 
-@operation("iam", "UpdateRole")
+@operation("iam", "UpdateRole", resource=role_named())
 def update_role(ctx: Ctx, p: Params) -> dict[str, Any]:
     row = find_role(ctx.tx, ctx.account_id, p["RoleName"])
     changes = {}
@@ -107,7 +109,7 @@ def update_role(ctx: Ctx, p: Params) -> dict[str, Any]:
     return {}
 
 
-@operation("iam", "UpdateRoleDescription")
+@operation("iam", "UpdateRoleDescription", resource=role_named())
 def update_role_description(ctx: Ctx, p: Params) -> dict[str, Any]:
     row = find_role(ctx.tx, ctx.account_id, p["RoleName"])
     ctx.tx.execute(update(roles).where(roles.c.id == row.id).values(description=p["Description"]))
@@ -115,7 +117,7 @@ def update_role_description(ctx: Ctx, p: Params) -> dict[str, Any]:
     return {"Role": role_out(row, tags=iam_tags.tags_of(ctx.tx, schema.role_tags, row.id), full=True)}
 
 
-@operation("iam", "UpdateAssumeRolePolicy")
+@operation("iam", "UpdateAssumeRolePolicy", resource=role_named())
 def update_assume_role_policy(ctx: Ctx, p: Params) -> dict[str, Any]:
     row = find_role(ctx.tx, ctx.account_id, p["RoleName"])
     policy_document.parse(p["PolicyDocument"], trust=True)
@@ -123,7 +125,7 @@ def update_assume_role_policy(ctx: Ctx, p: Params) -> dict[str, Any]:
     return {}
 
 
-@operation("iam", "DeleteRole")
+@operation("iam", "DeleteRole", resource=role_named())
 def delete_role(ctx: Ctx, p: Params) -> dict[str, Any]:
     # Held, so no policy, tag or profile can arrive between the checks and the delete (to be cascaded away, or to
     # fail on its foreign key).
@@ -142,7 +144,7 @@ def delete_role(ctx: Ctx, p: Params) -> dict[str, Any]:
     return {}
 
 
-@operation("iam", "TagRole")
+@operation("iam", "TagRole", resource=role_named(), condition_keys=(REQUEST_TAGS,))
 def tag_role(ctx: Ctx, p: Params) -> dict[str, Any]:
     row = find_role(ctx.tx, ctx.account_id, p["RoleName"], lock=True)
     quota = ctx.settings.quotas.tags_per_resource
@@ -150,14 +152,14 @@ def tag_role(ctx: Ctx, p: Params) -> dict[str, Any]:
     return {}
 
 
-@operation("iam", "UntagRole")
+@operation("iam", "UntagRole", resource=role_named(), condition_keys=(TAG_KEYS,))
 def untag_role(ctx: Ctx, p: Params) -> dict[str, Any]:
     row = find_role(ctx.tx, ctx.account_id, p["RoleName"])
     iam_tags.remove_tags(ctx.tx, schema.role_tags, row.id, p["TagKeys"])
     return {}
 
 
-@operation("iam", "ListRoleTags")
+@operation("iam", "ListRoleTags", resource=role_named())
 def list_role_tags(ctx: Ctx, p: Params) -> dict[str, Any]:
     row = find_role(ctx.tx, ctx.account_id, p["RoleName"])
     return iam_tags.list_tags(ctx.tx, schema.role_tags, row.id, p)

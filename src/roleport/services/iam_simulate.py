@@ -11,6 +11,7 @@ from roleport import ids
 from roleport.auth import identity, policy_document
 from roleport.auth.policy import ALLOWED, Decision, Policy, Request, authorize, evaluate
 from roleport.auth.principal import Principal
+from roleport.auth.resources import ANY, arn_given
 from roleport.context import Ctx, Params
 from roleport.errors import AwsError
 from roleport.services import iam_lookups
@@ -137,7 +138,8 @@ def _inputs(p: Params, key: str, prefix: str) -> tuple[list[Policy], dict[str, t
     return found, texts
 
 
-@operation("iam", "SimulateCustomPolicy")
+# The simulations weigh conditions against the current time, so an answer is never kept.
+@operation("iam", "SimulateCustomPolicy", resource=ANY, cacheable=False)
 def simulate_custom_policy(ctx: Ctx, p: Params) -> dict[str, Any]:
     given, texts = _inputs(p, "PolicyInputList", "PolicyInputList")
     bounds, bound_texts = _inputs(p, "PermissionsBoundaryPolicyInputList", "PermissionsBoundaryPolicyInputList")
@@ -145,7 +147,9 @@ def simulate_custom_policy(ctx: Ctx, p: Params) -> dict[str, Any]:
     return _results(p, sets, texts | bound_texts)
 
 
-@operation("iam", "SimulatePrincipalPolicy")
+@operation(
+    "iam", "SimulatePrincipalPolicy", resource=arn_given("PolicySourceArn", "user", "role", "group"), cacheable=False
+)
 def simulate_principal_policy(ctx: Ctx, p: Params) -> dict[str, Any]:
     arn = p["PolicySourceArn"]
     kind, _, rest = arn.partition(f"arn:aws:iam::{ctx.account_id}:")[2].partition("/")

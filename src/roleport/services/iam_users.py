@@ -7,6 +7,8 @@ from typing import Any
 from sqlalchemy import bindparam, delete, exists, select, update
 
 from roleport import ids
+from roleport.auth.request_keys import PERMISSIONS_BOUNDARY, REQUEST_TAGS, TAG_KEYS
+from roleport.auth.resources import LISTING_BY_PATH, path_listing, user_named
 from roleport.context import Ctx, Params
 from roleport.errors import AwsError
 from roleport.services import iam_lookups, iam_tags
@@ -101,7 +103,7 @@ def _root_out(ctx: Ctx) -> dict[str, Any]:
     return {"UserId": ctx.account_id, "Arn": ctx.principal.arn}
 
 
-@operation("iam", "CreateUser")
+@operation("iam", "CreateUser", resource=user_named(), condition_keys=(REQUEST_TAGS, PERMISSIONS_BOUNDARY))
 def create_user(ctx: Ctx, p: Params) -> dict[str, Any]:
     iam_lookups.check_boundary(ctx.tx, p.get("PermissionsBoundary"))
     full = AwsError("LimitExceeded", f"Cannot exceed quota for UsersPerAccount: {USERS_PER_ACCOUNT}")
@@ -124,7 +126,7 @@ def create_user(ctx: Ctx, p: Params) -> dict[str, Any]:
     return {"User": user_out(row, tags=tags_of(ctx.tx, user_id), full=True)}
 
 
-@operation("iam", "GetUser")
+@operation("iam", "GetUser", resource=user_named(default_to_caller=True))
 def get_user(ctx: Ctx, p: Params) -> dict[str, Any]:
     row = target_user(ctx, p.get("UserName"))
     if row is None:
@@ -132,12 +134,12 @@ def get_user(ctx: Ctx, p: Params) -> dict[str, Any]:
     return {"User": user_out(row, tags=tags_of(ctx.tx, row.id), full=True)}
 
 
-@operation("iam", "ListUsers")
+@operation("iam", "ListUsers", resource=path_listing("user"), deviation=LISTING_BY_PATH)
 def list_users(ctx: Ctx, p: Params) -> dict[str, Any]:
     return iam_lookups.list_by_path(ctx.tx, users, ctx.account_id, p, "Users", user_out)
 
 
-@operation("iam", "UpdateUser")
+@operation("iam", "UpdateUser", resource=user_named())
 def update_user(ctx: Ctx, p: Params) -> dict[str, Any]:
     row = find_user(ctx.tx, ctx.account_id, p["UserName"])
     changes: dict[str, Any] = {}
@@ -154,7 +156,7 @@ def update_user(ctx: Ctx, p: Params) -> dict[str, Any]:
     return {}
 
 
-@operation("iam", "DeleteUser")
+@operation("iam", "DeleteUser", resource=user_named())
 def delete_user(ctx: Ctx, p: Params) -> dict[str, Any]:
     row = find_user(ctx.tx, ctx.account_id, p["UserName"], lock=True)
     # DeleteUser reference: access keys, inline policies and attached policies must go first, in that order of its
@@ -172,7 +174,7 @@ def delete_user(ctx: Ctx, p: Params) -> dict[str, Any]:
     return {}
 
 
-@operation("iam", "TagUser")
+@operation("iam", "TagUser", resource=user_named(), condition_keys=(REQUEST_TAGS,))
 def tag_user(ctx: Ctx, p: Params) -> dict[str, Any]:
     row = find_user(ctx.tx, ctx.account_id, p["UserName"], lock=True)
     quota = ctx.settings.quotas.tags_per_resource
@@ -180,14 +182,14 @@ def tag_user(ctx: Ctx, p: Params) -> dict[str, Any]:
     return {}
 
 
-@operation("iam", "UntagUser")
+@operation("iam", "UntagUser", resource=user_named(), condition_keys=(TAG_KEYS,))
 def untag_user(ctx: Ctx, p: Params) -> dict[str, Any]:
     row = find_user(ctx.tx, ctx.account_id, p["UserName"])
     iam_tags.remove_tags(ctx.tx, user_tags, row.id, p["TagKeys"])
     return {}
 
 
-@operation("iam", "ListUserTags")
+@operation("iam", "ListUserTags", resource=user_named())
 def list_user_tags(ctx: Ctx, p: Params) -> dict[str, Any]:
     row = find_user(ctx.tx, ctx.account_id, p["UserName"])
     return iam_tags.list_tags(ctx.tx, user_tags, row.id, p)

@@ -7,6 +7,7 @@ from typing import Any
 
 from roleport.auth import policy_document, sessions
 from roleport.auth.access import Access
+from roleport.auth.resources import ANY, arn_given
 from roleport.auth.trust import ACCOUNT, Caller, evaluate_trust
 from roleport.context import Ctx, Params
 from roleport.errors import AwsError
@@ -20,7 +21,8 @@ CHAINED_SESSION_LIMIT = 3600
 PACKED_POLICY_LIMIT = 2048
 
 
-@operation("sts", "GetCallerIdentity")
+# Needs no permission and cannot be denied (STS API reference).
+@operation("sts", "GetCallerIdentity", resource=ANY, authorize=False)
 def get_caller_identity(ctx: Ctx, p: Params) -> dict[str, Any]:
     # GetCallerIdentity needs no permission and cannot be denied (STS API reference).
     principal = ctx.principal
@@ -35,7 +37,8 @@ def _denied(ctx: Ctx, role_arn: str) -> AwsError:
     )
 
 
-@operation("sts", "AssumeRole")
+# Weighs the role's trust policy with the caller's identity policies, so the handler authorizes itself.
+@operation("sts", "AssumeRole", resource=arn_given("RoleArn", "role"), authorize=False)
 def assume_role(ctx: Ctx, p: Params) -> dict[str, Any]:
     role_arn, principal = p["RoleArn"], ctx.principal
     if principal.kind == "root":
