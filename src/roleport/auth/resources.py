@@ -93,6 +93,10 @@ class Lookup:
     def caller_user(self) -> str:
         return self.principal.name if self.principal.kind == "user" else ""
 
+    def association_instance(self, association_id: str) -> str | None:
+        """The instance an instance-profile association belongs to."""
+        return self.tx.execute(_ASSOCIATION_INSTANCE, {"association": association_id}).scalar()  # type: ignore[no-any-return]
+
     def key_owner(self, key_id: str) -> str | None:
         """The name of the user in the caller's account that holds this access key."""
         return self.tx.execute(_KEY_OWNER, {"key": key_id, "account": self.account}).scalar()  # type: ignore[no-any-return]
@@ -184,7 +188,7 @@ def instance_of_association(param: str = "AssociationId") -> Finder:
     then answers that it does not exist."""
 
     def find(look: Lookup, p: Params) -> Sequence[Resource]:
-        instance = look.tx.execute(_ASSOCIATION_INSTANCE, {"association": p[param]}).scalar()
+        instance = look.association_instance(p[param])
         return (look.instance(instance),) if instance else _ANYWHERE
 
     return Finder(("instance",), find)
