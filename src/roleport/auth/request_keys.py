@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-Params = dict[str, Any]
+from roleport.context import Params
 
 
 @dataclass(frozen=True, slots=True)

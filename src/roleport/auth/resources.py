@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from sqlalchemy import bindparam, select
 
 from roleport import ids
 from roleport.auth.principal import Principal
+from roleport.context import Params
 from roleport.store import schema
 from roleport.store.db import Prepared, Tx
 
@@ -102,7 +102,6 @@ class Lookup:
         return self.tx.execute(_KEY_OWNER, {"key": key_id, "account": self.account}).scalar()  # type: ignore[no-any-return]
 
 
-Params = dict[str, Any]
 _ANYWHERE: Sequence[Resource] = (Resource("*"),)
 
 
