@@ -22,6 +22,7 @@ from botocore.credentials import Credentials
 
 from roleport.config import Quotas, Settings
 from roleport.pipeline import Pipeline, WireRequest, system_clock
+from roleport.services.registry import OperationSpec
 from roleport.store import seed
 from roleport.store.db import Store
 
@@ -145,15 +146,15 @@ def main() -> None:
             {"Action": "GetInstanceProfile", "Version": "2010-05-08", "InstanceProfileName": "bench"}, **session
         )
         median_us(pipeline, request, 300)  # warm caches: compiled statements and policies
-        original = Pipeline._authorize
+        original = OperationSpec.authorize_call
         with_authz, without = [], []
         for _ in range(args.rounds):  # alternate, so load from other processes hits both alike
             with_authz.append(median_us(pipeline, request, args.calls))
-            Pipeline._authorize = lambda *a, **k: None  # type: ignore[method-assign]
+            OperationSpec.authorize_call = lambda *a, **k: None  # type: ignore[method-assign]
             try:
                 without.append(median_us(pipeline, request, args.calls))
             finally:
-                Pipeline._authorize = original  # type: ignore[method-assign]
+                OperationSpec.authorize_call = original  # type: ignore[method-assign]
         with_authz, without = min(with_authz), min(without)
         root_request = wire(
             {"Action": "GetInstanceProfile", "Version": "2010-05-08", "InstanceProfileName": "bench"},
