@@ -90,3 +90,12 @@ def test_create_role_carries_its_permissions_boundary_key(server: Server, iam: A
     assert error == _denied(me, "iam:CreateRole", f"arn:aws:iam::{ACCOUNT}:role/{free}")
     user_iam.create_user(UserName=name("under-user"), PermissionsBoundary=boundary)
     assert error_of(user_iam.create_user, UserName=name("free-user"))["Code"] == "AccessDenied"
+
+
+def test_list_policy_tags_is_authorized_on_the_policy(server: Server, iam: Any, name: Any) -> None:
+    mine = iam.create_policy(PolicyName=name("tags-mine"), PolicyDocument=DOCUMENT)["Policy"]["Arn"]
+    theirs = iam.create_policy(PolicyName=name("tags-theirs"), PolicyDocument=DOCUMENT)["Policy"]["Arn"]
+    me = name("tag-reader")
+    user_iam = client_as(server, "iam", user_with_key(server, iam, me, allow("iam:ListPolicyTags", mine)))
+    assert user_iam.list_policy_tags(PolicyArn=mine)["Tags"] == []
+    assert error_of(user_iam.list_policy_tags, PolicyArn=theirs) == _denied(me, "iam:ListPolicyTags", theirs)

@@ -188,3 +188,24 @@ def test_policy_attached_to_a_user_counts_and_cannot_be_deleted(iam: Any, name: 
     assert iam.get_policy(PolicyArn=arn)["Policy"]["AttachmentCount"] == 1
     assert error_of(iam.delete_policy, PolicyArn=arn)["Code"] == "DeleteConflict"
     assert arn in [p["Arn"] for p in iam.list_policies(Scope="Local", OnlyAttached=True)["Policies"]]
+
+
+def test_list_policy_tags_pages_a_policys_tags(iam: Any, name: Any) -> None:
+    tags = [{"Key": f"k{index:02d}", "Value": f"v{index}"} for index in range(5)]
+    arn = iam.create_policy(PolicyName=name("tagged"), PolicyDocument=json.dumps(S3_READ), Tags=tags)["Policy"]["Arn"]
+    first = iam.list_policy_tags(PolicyArn=arn, MaxItems=3)
+    assert first["Tags"] == tags[:3] and first["IsTruncated"] is True
+    rest = iam.list_policy_tags(PolicyArn=arn, Marker=first["Marker"])
+    assert rest["Tags"] == tags[3:] and rest["IsTruncated"] is False
+    paginated = [tag for page in iam.get_paginator("list_policy_tags").paginate(PolicyArn=arn) for tag in page["Tags"]]
+    assert paginated == tags
+
+
+def test_list_policy_tags_of_aws_and_unknown_policies(iam: Any) -> None:
+    assert iam.list_policy_tags(PolicyArn="arn:aws:iam::aws:policy/ReadOnlyAccess")["Tags"] == []
+    missing = "arn:aws:iam::123456789012:policy/NoSuchPolicy"
+    assert error_of(iam.list_policy_tags, PolicyArn=missing) == {
+        "Code": "NoSuchEntity",
+        "Message": f"Policy {missing} does not exist or is not attachable.",
+        "Status": 404,
+    }

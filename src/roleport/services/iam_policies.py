@@ -144,6 +144,13 @@ def get_policy(ctx: Ctx, p: Params) -> dict[str, Any]:
     return {"Policy": policy_out(ctx.tx, row, tags=iam_tags.tags_of(ctx.tx, schema.policy_tags, row.id))}
 
 
+@operation("iam", "ListPolicyTags", resource=policy_arn())
+def list_policy_tags(ctx: Ctx, p: Params) -> dict[str, Any]:
+    # AWS's own policies carry no tags, so theirs is an empty list.
+    row = find_policy(ctx, p["PolicyArn"])
+    return iam_tags.list_tags(ctx.tx, schema.policy_tags, row.id, p)
+
+
 @operation("iam", "ListPolicies", resource=ANY)
 def list_policies(ctx: Ctx, p: Params) -> dict[str, Any]:
     scope = p.get("Scope", "All")
