@@ -4,24 +4,22 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-import time
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import boto3
 import pytest
 from botocore.config import Config
+
+if TYPE_CHECKING:
+    from roleport.testing import RoleportServer
 
 # roleport's own pytest plugin, as users load it (tests/e2e/test_testing_plugin.py); pytester runs user suites.
 pytest_plugins = ["roleport.testing", "pytester"]
 
 ROOT_KEY, ROOT_SECRET = "test", "test"
+ONE_TRY = Config(retries={"max_attempts": 1})
 POSTGRES_URL = os.environ.get("ROLEPORT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
@@ -32,79 +30,24 @@ def free_port() -> int:
     return testing.free_port()
 
 
-@dataclass
-class Server:
-    """A `roleport serve` process on a free port; stop() and start() again keep its data."""
+def start_server(data_dir: Path, **flags: Any) -> RoleportServer:
+    """A `roleport serve` with the suites' root keys and its output beside its data dir; clients it makes try each
+    request once, so a test sees the server's first answer, not a retry's."""
+    from roleport.testing import RoleportServer
 
-    data_dir: Path
-    database_url: str | None = None
-    extra_args: list[str] = field(default_factory=list)
-    port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
-    log: Any = None
+    flags.setdefault("access_key", ROOT_KEY)
+    flags.setdefault("secret_key", ROOT_SECRET)
+    log_file = data_dir.parent / f"{data_dir.name}.log"
+    return RoleportServer(data_dir=data_dir, log_file=log_file, client_config=ONE_TRY, **flags).start()
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
-    def command(self) -> list[str]:
-        args = [sys.executable, "-m", "roleport", "serve", "--port", str(self.port), "--data-dir", str(self.data_dir)]
-        args += ["--root-access-key", ROOT_KEY, "--root-secret-key", ROOT_SECRET]
-        if self.database_url:
-            args += ["--database-url", self.database_url]
-        return args + self.extra_args
-
-    def start(self) -> Server:
-        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
-        self.log = open(self.data_dir.parent / f"server-{self.port}.log", "ab")  # noqa: SIM115 - closed by stop()
-        self.process = subprocess.Popen(self.command(), stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"roleport exited with {self.process.returncode}; see {self.log.name}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/_roleport/health", timeout=1) as response:
-                    if response.status == 200:
-                        return self
-            except OSError:
-                time.sleep(0.05)
-        self.stop()  # no server may outlive the test that could not use it
-        raise RuntimeError("roleport did not become healthy in 30 s")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=15)
-        self.process = None
-        if self.log is not None:
-            self.log.close()
-            self.log = None
-
-    def health(self) -> dict[str, Any]:
-        with urllib.request.urlopen(f"{self.url}/_roleport/health", timeout=5) as response:
-            return dict(json.load(response))
-
-    def client(self, service: str, **kwargs: Any) -> Any:
-        return boto3.client(
-            service,
-            endpoint_url=self.url,
-            region_name="us-east-1",
-            aws_access_key_id=kwargs.pop("key", ROOT_KEY),
-            aws_secret_access_key=kwargs.pop("secret", ROOT_SECRET),
-            config=Config(retries={"max_attempts": 1}, **kwargs),
-        )
-
-    def cli_env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-        env.update(
-            AWS_ENDPOINT_URL=self.url,
-            AWS_ACCESS_KEY_ID=ROOT_KEY,
-            AWS_SECRET_ACCESS_KEY=ROOT_SECRET,
-            AWS_DEFAULT_REGION="us-east-1",
-            AWS_CONFIG_FILE=os.devnull,
-            AWS_SHARED_CREDENTIALS_FILE=os.devnull,
-        )
-        return env
+def cli_env(server: RoleportServer) -> dict[str, str]:
+    """The environment for the aws CLI and other subprocesses: this process's, without any AWS settings of the
+    machine's, pointed at `server` with its root keys."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(server.environment(), AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull)
+    del env["AWS_REGION"]  # the CLI reads AWS_DEFAULT_REGION, which a test may change alone
+    return env
 
 
 def postgres_database() -> Iterator[str]:
@@ -140,21 +83,21 @@ def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 
 
 @pytest.fixture(scope="session")
-def server(backend: str | None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(backend: str | None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RoleportServer]:
     """One server per test session and backend; tests keep to their own names so they can share it."""
-    running = Server(data_dir=tmp_path_factory.mktemp("roleport") / "data", database_url=backend).start()
+    running = start_server(tmp_path_factory.mktemp("roleport") / "data", database_url=backend)
     yield running
     running.stop()
 
 
 @pytest.fixture
-def make_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
-    """Servers of a test's own, for restarts and special flags; stopped when the test ends."""
-    started: list[Server] = []
+def make_server(tmp_path: Path) -> Iterator[Callable[..., RoleportServer]]:
+    """Servers of a test's own, for restarts and special flags (`roleport serve`'s, with underscores); stopped when
+    the test ends."""
+    started: list[RoleportServer] = []
 
-    def make(**kwargs: Any) -> Server:
-        kwargs.setdefault("data_dir", tmp_path / f"data{len(started)}")
-        running = Server(**kwargs).start()
+    def make(data_dir: Path | None = None, **flags: Any) -> RoleportServer:
+        running = start_server(data_dir or tmp_path / f"data{len(started)}", **flags)
         started.append(running)
         return running
 
@@ -164,12 +107,12 @@ def make_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
 
 
 @pytest.fixture
-def iam(server: Server) -> Any:
+def iam(server: RoleportServer) -> Any:
     return server.client("iam")
 
 
 @pytest.fixture
-def sts(server: Server) -> Any:
+def sts(server: RoleportServer) -> Any:
     return server.client("sts")
 
 

@@ -55,17 +55,25 @@ def free_port() -> int:
 
 class RoleportServer:
     """One `roleport serve` process. Keyword options are its flags with underscores (``propagation_delay=5``,
-    ``clock="controlled"``, ``database_url=...``); True adds a bare flag."""
+    ``clock="controlled"``, ``database_url=...``); True adds a bare flag, a list repeats it once per value.
+
+    ``access_key=None, secret_key=None`` let the server make (or reuse, in its data dir) its own root pair, which
+    ``start()`` reads back. ``log_file`` takes the server's output (default: ``server.log`` in the data dir).
+    ``client_config``, a ``botocore.config.Config``, is merged into every client that ``client()`` makes.
+    ``stop()`` then ``start()`` restarts the server on the same port and data, so state survives as in production.
+    """
 
     def __init__(
         self,
         *,
         port: int | None = None,
         data_dir: str | Path | None = None,
-        access_key: str = "test",
-        secret_key: str = "test",
+        access_key: str | None = "test",
+        secret_key: str | None = "test",
         region: str = "us-east-1",
         startup_timeout: float = 30.0,
+        log_file: str | Path | None = None,
+        client_config: Any = None,
         **flags: Any,
     ) -> None:
         # 0: the server takes a free port and says which in its server.json (no race with other processes); a restart
@@ -73,8 +81,13 @@ class RoleportServer:
         self.port = port or 0
         self._own_dir = data_dir is None
         self.data_dir = Path(data_dir) if data_dir is not None else Path(tempfile.mkdtemp(prefix="roleport-"))
-        self.access_key, self.secret_key, self.region = access_key, secret_key, region
+        # Without both keys the server's own pair is used: the flags name none, and start() learns it from server.json.
+        self._keys_from_server = access_key is None or secret_key is None
+        self.access_key, self.secret_key = access_key or "", secret_key or ""
+        self.region = region
         self.startup_timeout = startup_timeout
+        self.log_file = Path(log_file) if log_file is not None else self.data_dir / "server.log"
+        self.client_config = client_config
         self.flags = flags
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -84,28 +97,33 @@ class RoleportServer:
 
     def command(self) -> list[str]:
         args = [sys.executable, "-m", "roleport", "serve", "--port", str(self.port), "--data-dir", str(self.data_dir)]
-        args += ["--root-access-key", self.access_key, "--root-secret-key", self.secret_key, "--region", self.region]
+        if not self._keys_from_server:
+            args += ["--root-access-key", self.access_key, "--root-secret-key", self.secret_key]
+        args += ["--region", self.region]
         for name, value in self.flags.items():
             flag = "--" + name.replace("_", "-")
-            if value is True:
-                args.append(flag)
-            elif value is not None and value is not False:
-                args += [flag, str(value)]
+            for one in value if isinstance(value, list | tuple) else [value]:
+                if one is True:
+                    args.append(flag)
+                elif one is not None and one is not False:
+                    args += [flag, str(one)]
         return args
 
     def start(self) -> RoleportServer:
-        log = open(self.data_dir / "server.log", "ab")  # noqa: SIM115 - the process owns it from here
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_file, "ab")  # noqa: SIM115 - the process owns it from here
         self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT)
         log.close()
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                log_path = self.data_dir / "server.log"
-                raise RuntimeError(f"roleport exited with {self.process.returncode}; see {log_path}")
+                raise RuntimeError(f"roleport exited with {self.process.returncode}; see {self.log_file}")
             try:
                 record = server_file.read(self.data_dir)
                 if record is not None and record.pid == self.process.pid:
                     self.port = int(record.url.rsplit(":", 1)[1])
+                    if self._keys_from_server:
+                        self.access_key, self.secret_key = record.access_key_id, record.secret_access_key
                     with urllib.request.urlopen(f"{self.endpoint_url}/_roleport/health", timeout=1):
                         return self
             except (OSError, server_file.UnreadableServerFile):
@@ -141,8 +159,30 @@ class RoleportServer:
             aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key, region_name=self.region
         )
 
-    def client(self, service: str, **kwargs: Any) -> Any:
-        return self.session().client(service, endpoint_url=self.endpoint_url, **kwargs)
+    def client(
+        self,
+        service: str,
+        *,
+        access_key: str | None = None,
+        secret_key: str | None = None,
+        session_token: str | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """A boto3 client for this server: with the root keys, or with the keys given in their place (an IAM user's,
+        a role session's with its token). Other keywords go to ``boto3.Session.client``."""
+        if self.client_config is not None:
+            kwargs["config"] = self.client_config.merge(kwargs["config"]) if "config" in kwargs else self.client_config
+        if access_key is None and secret_key is None and session_token is None:
+            return self.session().client(service, endpoint_url=self.endpoint_url, **kwargs)
+        import boto3
+
+        session = boto3.Session(
+            aws_access_key_id=self.access_key if access_key is None else access_key,
+            aws_secret_access_key=self.secret_key if secret_key is None else secret_key,
+            aws_session_token=session_token,
+            region_name=self.region,
+        )
+        return session.client(service, endpoint_url=self.endpoint_url, **kwargs)
 
     def environment(self, instance_id: str | None = None) -> dict[str, str]:
         """Variables that point the aws CLI and the SDKs at this server; with an instance, its metadata service
@@ -156,6 +196,11 @@ class RoleportServer:
         return f"{self.endpoint_url}/imds/{instance_id}/"
 
     # --- control endpoints -----------------------------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        """The server's unsigned health answer: {"status": "ok", ...}."""
+        with urllib.request.urlopen(f"{self.endpoint_url}/_roleport/health", timeout=5) as response:
+            return dict(json.load(response))
 
     def now(self) -> datetime:
         return _parse_time(self._call("GET", "/_roleport/clock")["now"])

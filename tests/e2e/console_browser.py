@@ -10,24 +10,20 @@ import shutil
 import subprocess
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
 from http.cookiejar import CookieJar
 from typing import Any
 from urllib.parse import urlencode
 
-from tests.conftest import ROOT_KEY, ROOT_SECRET, Server
+from roleport.testing import RoleportServer
+from tests.conftest import ROOT_KEY, ROOT_SECRET
 
 CHROMIUM = "/usr/bin/chromium"
 LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
-@dataclass
-class ConsoleServer(Server):
-    """A server like `roleport serve`, with the web console at /console."""
-
-    @property
-    def console(self) -> str:
-        return f"{self.url}/console"
+def console_of(server: RoleportServer) -> str:
+    """Where `roleport serve` mounts its web console."""
+    return f"{server.endpoint_url}/console"
 
 
 def chromium_missing() -> str | None:

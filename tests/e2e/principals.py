@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.conftest import Server
+from roleport.testing import RoleportServer
 
 
 def policy(*statements: dict[str, Any]) -> str:
@@ -20,7 +20,7 @@ def deny(action: Any, resource: Any = "*", **extra: Any) -> dict[str, Any]:
     return {"Effect": "Deny", "Action": action, "Resource": resource, **extra}
 
 
-def user_with_key(server: Server, iam: Any, user_name: str, *statements: dict[str, Any]) -> dict[str, str]:
+def user_with_key(server: RoleportServer, iam: Any, user_name: str, *statements: dict[str, Any]) -> dict[str, str]:
     """A user with an access key and, when statements are given, one inline policy holding them."""
     iam.create_user(UserName=user_name)
     if statements:
@@ -29,18 +29,12 @@ def user_with_key(server: Server, iam: Any, user_name: str, *statements: dict[st
     return {"key": key["AccessKeyId"], "secret": key["SecretAccessKey"]}
 
 
-def client_as(server: Server, service: str, credentials: dict[str, str]) -> Any:
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client(
+def client_as(server: RoleportServer, service: str, credentials: dict[str, str]) -> Any:
+    return server.client(
         service,
-        endpoint_url=server.url,
-        region_name="us-east-1",
-        aws_access_key_id=credentials["key"],
-        aws_secret_access_key=credentials["secret"],
-        aws_session_token=credentials.get("token"),
-        config=Config(retries={"max_attempts": 1}),
+        access_key=credentials["key"],
+        secret_key=credentials["secret"],
+        session_token=credentials.get("token"),
     )
 
 

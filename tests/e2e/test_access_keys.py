@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT_KEY, Server
+from roleport.testing import RoleportServer
+from tests.conftest import ROOT_KEY, cli_env
 from tests.e2e.helpers import error_of
 
 ACCOUNT = "123456789012"
@@ -144,8 +145,8 @@ def test_root_keys_are_not_created_through_the_api(iam: Any) -> None:
 def test_root_keys_are_not_switched_or_deleted_through_the_api(make_server: Any) -> None:
     # botocore insists on 16 characters or more for an AccessKeyId, which the shared server's "test" key is not.
     root_key = "AKIAROOTKEY000000001"
-    server = make_server(extra_args=["--root-access-key", root_key, "--root-secret-key", "s" * 40])
-    iam = server.client("iam", key=root_key, secret="s" * 40)
+    server = make_server(access_key=root_key, secret_key="s" * 40)
+    iam = server.client("iam")
     for call, extra in ((iam.update_access_key, {"Status": "Inactive"}), (iam.delete_access_key, {})):
         error = error_of(call, AccessKeyId=root_key, **extra)
         assert (error["Code"], error["Status"]) == ("NotImplemented", 501)
@@ -172,20 +173,20 @@ def admin(iam: Any, name: Any) -> dict[str, str]:
     return {"UserName": user_name, "UserId": created["UserId"], "Arn": created["Arn"], **key}
 
 
-def _client_for(server: Server, service: str, key: dict[str, str]) -> Any:
-    return server.client(service, key=key["AccessKeyId"], secret=key["SecretAccessKey"])
+def _client_for(server: RoleportServer, service: str, key: dict[str, str]) -> Any:
+    return server.client(service, access_key=key["AccessKeyId"], secret_key=key["SecretAccessKey"])
 
 
-def test_user_key_signs_requests_as_that_user(server: Server, admin: dict[str, str]) -> None:
+def test_user_key_signs_requests_as_that_user(server: RoleportServer, admin: dict[str, str]) -> None:
     identity = _client_for(server, "sts", admin).get_caller_identity()
     assert (identity["Arn"], identity["UserId"], identity["Account"]) == (admin["Arn"], admin["UserId"], ACCOUNT)
 
 
-def test_user_with_administrator_access_can_list_roles(server: Server, admin: dict[str, str]) -> None:
+def test_user_with_administrator_access_can_list_roles(server: RoleportServer, admin: dict[str, str]) -> None:
     assert "Roles" in _client_for(server, "iam", admin).list_roles(MaxItems=1)
 
 
-def test_user_calls_without_a_name_mean_that_user(server: Server, iam: Any, admin: dict[str, str]) -> None:
+def test_user_calls_without_a_name_mean_that_user(server: RoleportServer, iam: Any, admin: dict[str, str]) -> None:
     own = _client_for(server, "iam", admin)
     assert own.get_user()["User"]["UserName"] == admin["UserName"]
     assert [k["AccessKeyId"] for k in own.list_access_keys()["AccessKeyMetadata"]] == [admin["AccessKeyId"]]
@@ -196,12 +197,12 @@ def test_user_calls_without_a_name_mean_that_user(server: Server, iam: Any, admi
     assert len(iam.list_access_keys(UserName=admin["UserName"])["AccessKeyMetadata"]) == 1
 
 
-def test_inactive_key_is_refused(server: Server, iam: Any, admin: dict[str, str]) -> None:
+def test_inactive_key_is_refused(server: RoleportServer, iam: Any, admin: dict[str, str]) -> None:
     iam.update_access_key(UserName=admin["UserName"], AccessKeyId=admin["AccessKeyId"], Status="Inactive")
     assert error_of(_client_for(server, "iam", admin).list_roles) == INVALID_TOKEN
 
 
-def test_deleted_key_is_refused(server: Server, iam: Any, admin: dict[str, str]) -> None:
+def test_deleted_key_is_refused(server: RoleportServer, iam: Any, admin: dict[str, str]) -> None:
     iam.delete_access_key(UserName=admin["UserName"], AccessKeyId=admin["AccessKeyId"])
     assert error_of(_client_for(server, "sts", admin).get_caller_identity) == INVALID_TOKEN
 
@@ -209,11 +210,11 @@ def test_deleted_key_is_refused(server: Server, iam: Any, admin: dict[str, str])
 # ------------------------------------------------------------------------------------------------------ the CLI
 
 
-def aws(server: Server, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["aws", *args], capture_output=True, text=True, env=env or server.cli_env(), timeout=60)
+def aws(server: RoleportServer, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["aws", *args], capture_output=True, text=True, env=env or cli_env(server), timeout=60)
 
 
-def test_access_key_workflow_through_the_aws_cli(server: Server, name: Any) -> None:
+def test_access_key_workflow_through_the_aws_cli(server: RoleportServer, name: Any) -> None:
     assert aws(server, "iam", "create-user", "--user-name", name("clikey")).returncode == 0
     made = aws(server, "iam", "create-access-key", "--user-name", name("clikey"))
     assert made.returncode == 0, made.stderr
@@ -250,8 +251,8 @@ def test_access_key_workflow_through_the_aws_cli(server: Server, name: Any) -> N
     ) in third.stderr
 
 
-def test_cli_signs_with_a_user_key(server: Server, admin: dict[str, str]) -> None:
-    env = server.cli_env() | {
+def test_cli_signs_with_a_user_key(server: RoleportServer, admin: dict[str, str]) -> None:
+    env = cli_env(server) | {
         "AWS_ACCESS_KEY_ID": admin["AccessKeyId"],
         "AWS_SECRET_ACCESS_KEY": admin["SecretAccessKey"],
     }

@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.conftest import EC2_TRUST, Server
+from roleport.testing import RoleportServer
+from tests.conftest import EC2_TRUST
 from tests.e2e.helpers import error_of
 from tests.e2e.principals import allow, client_as, deny, policy, session_credentials, user_with_key
 
 ACCOUNT = "123456789012"
 
 
-def test_user_without_policies_is_denied_with_aws_message(server: Server, iam: Any, name: Any) -> None:
+def test_user_without_policies_is_denied_with_aws_message(server: RoleportServer, iam: Any, name: Any) -> None:
     creds = user_with_key(server, iam, name("nobody"))
     error = error_of(client_as(server, "iam", creds).list_roles)
     assert error == {
@@ -23,7 +24,7 @@ def test_user_without_policies_is_denied_with_aws_message(server: Server, iam: A
     }
 
 
-def test_user_identity_and_allowed_call(server: Server, iam: Any, name: Any) -> None:
+def test_user_identity_and_allowed_call(server: RoleportServer, iam: Any, name: Any) -> None:
     creds = user_with_key(server, iam, name("reader"), allow("iam:ListRoles"))
     identity = client_as(server, "sts", creds).get_caller_identity()
     assert identity["Arn"] == f"arn:aws:iam::{ACCOUNT}:user/{name('reader')}"
@@ -31,14 +32,14 @@ def test_user_identity_and_allowed_call(server: Server, iam: Any, name: Any) -> 
     assert "Roles" in client_as(server, "iam", creds).list_roles()
 
 
-def test_attached_managed_policy_allows(server: Server, iam: Any, name: Any) -> None:
+def test_attached_managed_policy_allows(server: RoleportServer, iam: Any, name: Any) -> None:
     creds = user_with_key(server, iam, name("admin"))
     iam.attach_user_policy(UserName=name("admin"), PolicyArn="arn:aws:iam::aws:policy/AdministratorAccess")
     client_as(server, "iam", creds).create_instance_profile(InstanceProfileName=name("made-by-admin"))
     assert iam.get_instance_profile(InstanceProfileName=name("made-by-admin"))
 
 
-def test_explicit_deny_beats_allow(server: Server, iam: Any, name: Any) -> None:
+def test_explicit_deny_beats_allow(server: RoleportServer, iam: Any, name: Any) -> None:
     creds = user_with_key(server, iam, name("denied"), allow("iam:*"), deny("iam:CreateRole"))
     user_iam = client_as(server, "iam", creds)
     error = error_of(user_iam.create_role, RoleName=name("x"), AssumeRolePolicyDocument=EC2_TRUST)
@@ -48,13 +49,13 @@ def test_explicit_deny_beats_allow(server: Server, iam: Any, name: Any) -> None:
     user_iam.list_roles()
 
 
-def test_not_action_allows_everything_else(server: Server, iam: Any, name: Any) -> None:
+def test_not_action_allows_everything_else(server: RoleportServer, iam: Any, name: Any) -> None:
     creds = user_with_key(server, iam, name("notiam"), {"Effect": "Allow", "NotAction": "iam:*", "Resource": "*"})
     client_as(server, "ec2", creds).describe_instances()
     assert error_of(client_as(server, "iam", creds).list_roles)["Code"] == "AccessDenied"
 
 
-def test_resource_scoped_with_policy_variable(server: Server, iam: Any, name: Any) -> None:
+def test_resource_scoped_with_policy_variable(server: RoleportServer, iam: Any, name: Any) -> None:
     user = name("var")
     resource = f"arn:aws:iam::{ACCOUNT}:role/${{aws:username}}-*"
     creds = user_with_key(server, iam, user, allow("iam:GetRole", resource))
@@ -65,7 +66,7 @@ def test_resource_scoped_with_policy_variable(server: Server, iam: Any, name: An
     assert error_of(user_iam.get_role, RoleName=name("theirs"))["Code"] == "AccessDenied"
 
 
-def test_request_tag_condition(server: Server, iam: Any, name: Any) -> None:
+def test_request_tag_condition(server: RoleportServer, iam: Any, name: Any) -> None:
     statement = allow("iam:CreateRole", Condition={"StringEquals": {"aws:RequestTag/team": "blue"}})
     creds = user_with_key(server, iam, name("tagger"), statement, allow("iam:TagRole"))
     user_iam = client_as(server, "iam", creds)
@@ -79,7 +80,7 @@ def test_request_tag_condition(server: Server, iam: Any, name: Any) -> None:
     )
 
 
-def test_resource_tag_condition(server: Server, iam: Any, name: Any) -> None:
+def test_resource_tag_condition(server: RoleportServer, iam: Any, name: Any) -> None:
     statement = allow("iam:GetRole", Condition={"StringEquals": {"aws:ResourceTag/stage": "dev"}})
     creds = user_with_key(server, iam, name("rt"), statement)
     iam.create_role(RoleName=name("dev"), AssumeRolePolicyDocument=EC2_TRUST, Tags=[{"Key": "stage", "Value": "dev"}])
@@ -89,7 +90,7 @@ def test_resource_tag_condition(server: Server, iam: Any, name: Any) -> None:
     assert error_of(user_iam.get_role, RoleName=name("prod"))["Code"] == "AccessDenied"
 
 
-def test_source_ip_condition(server: Server, iam: Any, name: Any) -> None:
+def test_source_ip_condition(server: RoleportServer, iam: Any, name: Any) -> None:
     inside = allow("iam:ListRoles", Condition={"IpAddress": {"aws:SourceIp": "127.0.0.0/8"}})
     outside = allow("iam:ListUsers", Condition={"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}})
     creds = user_with_key(server, iam, name("ip"), inside, outside)
@@ -98,7 +99,7 @@ def test_source_ip_condition(server: Server, iam: Any, name: Any) -> None:
     assert error_of(user_iam.list_users)["Code"] == "AccessDenied"
 
 
-def test_source_ip_is_the_peer_not_a_forwarded_for_header(server: Server, iam: Any, name: Any) -> None:
+def test_source_ip_is_the_peer_not_a_forwarded_for_header(server: RoleportServer, iam: Any, name: Any) -> None:
     # AWS takes aws:SourceIp from the connection; a header the caller writes must not move it.
     inside = allow("iam:ListRoles", Condition={"IpAddress": {"aws:SourceIp": "127.0.0.0/8"}})
     outside = allow("iam:ListUsers", Condition={"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}})
@@ -114,7 +115,7 @@ def test_source_ip_is_the_peer_not_a_forwarded_for_header(server: Server, iam: A
     assert error_of(user_iam.list_users)["Code"] == "AccessDenied"
 
 
-def test_ec2_denial_is_unauthorized_operation(server: Server, iam: Any, name: Any) -> None:
+def test_ec2_denial_is_unauthorized_operation(server: RoleportServer, iam: Any, name: Any) -> None:
     creds = user_with_key(server, iam, name("noec2"))
     error = error_of(client_as(server, "ec2", creds).describe_instances)
     assert error["Code"] == "UnauthorizedOperation" and error["Status"] == 403
@@ -122,7 +123,7 @@ def test_ec2_denial_is_unauthorized_operation(server: Server, iam: Any, name: An
     assert "Encoded authorization failure message: " in error["Message"]
 
 
-def test_pass_role_required_to_launch_with_a_profile(server: Server, iam: Any, name: Any) -> None:
+def test_pass_role_required_to_launch_with_a_profile(server: RoleportServer, iam: Any, name: Any) -> None:
     iam.create_role(RoleName=name("passed"), AssumeRolePolicyDocument=EC2_TRUST)
     iam.create_instance_profile(InstanceProfileName=name("passed"))
     iam.add_role_to_instance_profile(InstanceProfileName=name("passed"), RoleName=name("passed"))
@@ -143,7 +144,7 @@ def test_pass_role_required_to_launch_with_a_profile(server: Server, iam: Any, n
     assert instance["IamInstanceProfile"]["Arn"].endswith(f"instance-profile/{name('passed')}")
 
 
-def test_inactive_and_deleted_keys_are_refused(server: Server, iam: Any, name: Any) -> None:
+def test_inactive_and_deleted_keys_are_refused(server: RoleportServer, iam: Any, name: Any) -> None:
     creds = user_with_key(server, iam, name("keys"), allow("iam:ListRoles"))
     iam.update_access_key(UserName=name("keys"), AccessKeyId=creds["key"], Status="Inactive")
     assert error_of(client_as(server, "iam", creds).list_roles)["Code"] == "InvalidClientTokenId"
@@ -151,7 +152,7 @@ def test_inactive_and_deleted_keys_are_refused(server: Server, iam: Any, name: A
     assert error_of(client_as(server, "iam", creds).list_roles)["Code"] == "InvalidClientTokenId"
 
 
-def test_role_with_only_ssm_core_cannot_create_roles(server: Server, iam: Any, name: Any) -> None:
+def test_role_with_only_ssm_core_cannot_create_roles(server: RoleportServer, iam: Any, name: Any) -> None:
     caller = name("assumer")
     creds = user_with_key(server, iam, caller)
     trust = policy(
@@ -170,7 +171,7 @@ def test_role_with_only_ssm_core_cannot_create_roles(server: Server, iam: Any, n
     )
 
 
-def test_simulate_principal_policy_matches_real_calls(server: Server, iam: Any, name: Any) -> None:
+def test_simulate_principal_policy_matches_real_calls(server: RoleportServer, iam: Any, name: Any) -> None:
     user = name("sim")
     user_with_key(server, iam, user, allow("iam:Get*"), deny("iam:GetUser"))
     results = iam.simulate_principal_policy(
@@ -197,7 +198,7 @@ def test_simulate_custom_policy_with_context(iam: Any) -> None:
 
 
 def test_simulate_principal_policy_pages_by_max_items_and_the_paginator_collects_every_result(
-    server: Server, iam: Any, name: Any
+    server: RoleportServer, iam: Any, name: Any
 ) -> None:
     user = name("sim-pages")
     user_with_key(server, iam, user, allow("s3:Get*"))

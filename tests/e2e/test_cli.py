@@ -20,7 +20,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import EC2_TRUST, ROOT_KEY, ROOT_SECRET, Server, free_port, postgres_database
+from roleport.testing import RoleportServer
+from tests.conftest import EC2_TRUST, ROOT_KEY, ROOT_SECRET, free_port, postgres_database, start_server
 
 ROLEPORT = [sys.executable, "-m", "roleport"]
 
@@ -288,17 +289,17 @@ def test_serving_beyond_loopback_says_so(serve: Any) -> None:
 
 
 @pytest.fixture(scope="module")
-def exec_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    running = Server(data_dir=tmp_path_factory.mktemp("cli") / "data", extra_args=["--state-transition-seconds", "0"])
-    yield running.start()
+def exec_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RoleportServer]:
+    running = start_server(tmp_path_factory.mktemp("cli") / "data", state_transition_seconds=0)
+    yield running
     running.stop()
 
 
-def _exec(server: Server, instance_id: str) -> subprocess.CompletedProcess[str]:
+def _exec(server: RoleportServer, instance_id: str) -> subprocess.CompletedProcess[str]:
     return roleport("exec", "--data-dir", str(server.data_dir), instance_id, "--", "echo", "ran")
 
 
-def test_exec_refuses_an_instance_that_does_not_exist_is_stopped_or_has_no_profile(exec_server: Server) -> None:
+def test_exec_refuses_an_instance_that_does_not_exist_is_stopped_or_has_no_profile(exec_server: RoleportServer) -> None:
     iam, ec2 = exec_server.client("iam"), exec_server.client("ec2")
     iam.create_role(RoleName="cli-exec", AssumeRolePolicyDocument=EC2_TRUST)
     iam.create_instance_profile(InstanceProfileName="cli-exec")
@@ -333,7 +334,7 @@ def test_exec_refuses_an_instance_that_does_not_exist_is_stopped_or_has_no_profi
     assert gone.returncode == 1 and f"instance {held} is " in gone.stderr
 
 
-def test_exec_keys_from_flags_must_be_the_root_pair(exec_server: Server) -> None:
+def test_exec_keys_from_flags_must_be_the_root_pair(exec_server: RoleportServer) -> None:
     args = ["--port", str(exec_server.port), "--root-access-key", ROOT_KEY, "--root-secret-key", ROOT_SECRET]
     done = roleport("exec", *args, "--data-dir", "/nonexistent", "i-0123456789abcdef0", "--", "true")
     assert done.returncode == 1 and "InvalidInstanceID.NotFound" in done.stderr

@@ -6,7 +6,8 @@ import json
 import subprocess
 from typing import Any
 
-from tests.conftest import Server
+from roleport.testing import RoleportServer
+from tests.conftest import cli_env
 
 TRUST = (
     '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, '
@@ -14,11 +15,11 @@ TRUST = (
 )
 
 
-def aws(server: Server, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["aws", *args], capture_output=True, text=True, env=server.cli_env(), timeout=60)
+def aws(server: RoleportServer, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["aws", *args], capture_output=True, text=True, env=cli_env(server), timeout=60)
 
 
-def test_seed_workflow_through_the_aws_cli(server: Server, name: Any) -> None:
+def test_seed_workflow_through_the_aws_cli(server: RoleportServer, name: Any) -> None:
     role, profile = name("TestRole-1"), name("TestRole-1")
     created = aws(
         server,
@@ -63,14 +64,14 @@ def test_seed_workflow_through_the_aws_cli(server: Server, name: Any) -> None:
     assert sorted(json.loads(listed.stdout)) == ["AmazonEC2ContainerServiceforEC2Role", "AmazonSSMManagedInstanceCore"]
 
 
-def test_cli_reports_aws_errors_and_exit_code(server: Server, name: Any) -> None:
+def test_cli_reports_aws_errors_and_exit_code(server: RoleportServer, name: Any) -> None:
     missing = aws(server, "iam", "get-instance-profile", "--instance-profile-name", name("nobody"))
     assert missing.returncode != 0  # 255 from awscli v1, 254 from v2
     expected = f"Instance Profile {name('nobody')} cannot be found."
     assert f"(NoSuchEntity) when calling the GetInstanceProfile operation: {expected}" in missing.stderr
 
 
-def test_cli_lists_with_its_own_pagination(server: Server, name: Any) -> None:
+def test_cli_lists_with_its_own_pagination(server: RoleportServer, name: Any) -> None:
     prefix = f"/{name('clipage')}/"
     for index in range(5):
         assert (

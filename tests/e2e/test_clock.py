@@ -11,18 +11,21 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from tests.conftest import EC2_TRUST, ROOT_KEY, ROOT_SECRET, Server
+from roleport.testing import RoleportServer
+from tests.conftest import EC2_TRUST, ROOT_KEY, ROOT_SECRET
 from tests.e2e.helpers import error_of
 from tests.e2e.principals import client_as
 
 
 def clock_call(
-    server: Server, order: dict[str, Any] | bytes | None = None, secret: str = ROOT_SECRET, path: str = "clock"
+    server: RoleportServer, order: dict[str, Any] | bytes | None = None, secret: str = ROOT_SECRET, path: str = "clock"
 ) -> tuple[int, dict[str, Any]]:
     """GET (or, with an order, POST) /_roleport/clock signed with SigV4 by the root key; an order given as bytes
     is sent as it is."""
     data = order if isinstance(order, bytes) else json.dumps(order).encode() if order is not None else b""
-    request = AWSRequest(method="POST" if order is not None else "GET", url=f"{server.url}/_roleport/{path}", data=data)
+    request = AWSRequest(
+        method="POST" if order is not None else "GET", url=f"{server.endpoint_url}/_roleport/{path}", data=data
+    )
     SigV4Auth(Credentials(ROOT_KEY, secret), "roleport", "us-east-1").add_auth(request)
     prepared = request.prepare()
     raw = urllib.request.Request(
@@ -36,14 +39,14 @@ def clock_call(
             return error.code, json.loads(error.read())
 
 
-def test_real_clock_reads_but_does_not_move(server: Server) -> None:
+def test_real_clock_reads_but_does_not_move(server: RoleportServer) -> None:
     status, body = clock_call(server)
     assert status == 200 and body["mode"] == "real"
     status, body = clock_call(server, {"advance_seconds": 60})
     assert status == 400 and body["Error"]["Code"] == "InvalidRequest"
 
 
-def test_clock_needs_the_root_signature(server: Server) -> None:
+def test_clock_needs_the_root_signature(server: RoleportServer) -> None:
     status, body = clock_call(server, secret="wrong")
     assert status == 403 and body["Error"]["Code"] == "SignatureDoesNotMatch"
 
@@ -72,7 +75,7 @@ BAD_CLOCK_ORDERS = [
 
 
 def test_a_clock_order_out_of_range_or_not_a_time_is_invalid_request_and_moves_nothing(make_server: Any) -> None:
-    server = make_server(extra_args=["--clock", "controlled"])
+    server = make_server(clock="controlled")
     now = clock_call(server)[1]["now"]
     for order in BAD_CLOCK_ORDERS:
         status, body = clock_call(server, order)
@@ -92,7 +95,7 @@ def test_a_clock_order_out_of_range_or_not_a_time_is_invalid_request_and_moves_n
 
 
 def test_controlled_clock_drives_instance_transitions(make_server: Any) -> None:
-    server = make_server(extra_args=["--clock", "controlled", "--state-transition-seconds", "30"])
+    server = make_server(clock="controlled", state_transition_seconds=30)
     ec2 = server.client("ec2")
     instance = ec2.run_instances(ImageId="ami-0abcdef1234567890", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
     state = ec2.describe_instances(InstanceIds=[instance])["Reservations"][0]["Instances"][0]["State"]["Name"]
@@ -104,7 +107,7 @@ def test_controlled_clock_drives_instance_transitions(make_server: Any) -> None:
 
 
 def test_controlled_clock_expires_and_rotates_instance_credentials(make_server: Any) -> None:
-    server = make_server(extra_args=["--clock", "controlled", "--state-transition-seconds", "0"])
+    server = make_server(clock="controlled", state_transition_seconds=0)
     iam, ec2 = server.client("iam"), server.client("ec2")
     iam.create_role(RoleName="rotating", AssumeRolePolicyDocument=EC2_TRUST)
     iam.create_instance_profile(InstanceProfileName="rotating")
@@ -112,7 +115,7 @@ def test_controlled_clock_expires_and_rotates_instance_credentials(make_server: 
     instance = ec2.run_instances(
         ImageId="ami-0abcdef1234567890", MinCount=1, MaxCount=1, IamInstanceProfile={"Name": "rotating"}
     )["Instances"][0]["InstanceId"]
-    url = f"{server.url}/imds/{instance}/latest/meta-data/iam/security-credentials/rotating"
+    url = f"{server.endpoint_url}/imds/{instance}/latest/meta-data/iam/security-credentials/rotating"
 
     def fetch() -> dict[str, str]:
         with urllib.request.urlopen(url, timeout=10) as response:

@@ -13,9 +13,11 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from botocore.config import Config
 
-from tests.conftest import EC2_TRUST, postgres_database
-from tests.e2e.console_browser import ConsoleServer, HttpSession, chromium_missing, launch, sign_in
+from roleport.testing import RoleportServer
+from tests.conftest import EC2_TRUST, postgres_database, start_server
+from tests.e2e.console_browser import HttpSession, chromium_missing, console_of, launch, sign_in
 from tests.e2e.helpers import error_of
 from tests.e2e.principals import allow, user_with_key
 
@@ -35,8 +37,8 @@ LAMBDA_TRUST = json.dumps(
 
 
 @pytest.fixture(scope="module")
-def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleServer]:
-    running = ConsoleServer(data_dir=tmp_path_factory.mktemp("console") / "data").start()
+def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RoleportServer]:
+    running = start_server(tmp_path_factory.mktemp("console") / "data")
     yield running
     running.stop()
 
@@ -70,20 +72,20 @@ def anonymous(browser: Any) -> Iterator[Any]:
 
 
 @pytest.fixture
-def page(anonymous: Any, console_server: ConsoleServer) -> Any:
+def page(anonymous: Any, console_server: RoleportServer) -> Any:
     """A browser page signed in as the root user."""
-    sign_in(anonymous, console_server.console)
+    sign_in(anonymous, console_of(console_server))
     anonymous.wait_for_url("**/iam/roles")
     return anonymous
 
 
 @pytest.fixture
-def iam(console_server: ConsoleServer) -> Any:
+def iam(console_server: RoleportServer) -> Any:
     return console_server.client("iam")
 
 
 @pytest.fixture
-def ec2(console_server: ConsoleServer) -> Any:
+def ec2(console_server: RoleportServer) -> Any:
     return console_server.client("ec2")
 
 
@@ -144,7 +146,7 @@ def ec2_profile(iam: Any, name: str) -> str:
 
 
 def test_sign_in_sets_a_protected_session_cookie_and_sign_out_ends_it(
-    page: Any, console_server: ConsoleServer, shots: Path
+    page: Any, console_server: console_of, shots: Path
 ) -> None:
     assert page.inner_text("#signed-in-as") == "arn:aws:iam::123456789012:root"
     [cookie] = [c for c in page.context.cookies() if c["name"] == "roleport_console"]
@@ -155,23 +157,23 @@ def test_sign_in_sets_a_protected_session_cookie_and_sign_out_ends_it(
     page.wait_for_url("**/signin?signed_out=1")
     assert page.is_visible("#signed-out")
     assert not [c for c in page.context.cookies() if c["name"] == "roleport_console"]
-    page.goto(f"{console_server.console}/iam/roles")
+    page.goto(f"{console_of(console_server)}/iam/roles")
     assert "/signin" in page.url
 
 
 @pytest.mark.parametrize(("key", "secret"), [("AKIAIOSFODNN7EXAMPLE", "test"), ("test", "wrong-secret")])
 def test_sign_in_refuses_a_bad_key_or_secret(
-    anonymous: Any, console_server: ConsoleServer, shots: Path, key: str, secret: str
+    anonymous: Any, console_server: console_of, shots: Path, key: str, secret: str
 ) -> None:
-    sign_in(anonymous, console_server.console, key, secret)
+    sign_in(anonymous, console_of(console_server), key, secret)
     assert "not valid" in anonymous.inner_text("#error")
     assert "/signin" in anonymous.url
     assert not [c for c in anonymous.context.cookies() if c["name"] == "roleport_console"]
     shot(anonymous, shots, "signin-refused")
 
 
-def test_signed_out_visitor_is_sent_to_sign_in_and_back(anonymous: Any, console_server: ConsoleServer) -> None:
-    anonymous.goto(f"{console_server.console}/iam/instance-profiles")
+def test_signed_out_visitor_is_sent_to_sign_in_and_back(anonymous: Any, console_server: RoleportServer) -> None:
+    anonymous.goto(f"{console_of(console_server)}/iam/instance-profiles")
     assert "/signin" in anonymous.url
     anonymous.fill("#access_key_id", "test")
     anonymous.fill("#secret_access_key", "test")
@@ -180,25 +182,25 @@ def test_signed_out_visitor_is_sent_to_sign_in_and_back(anonymous: Any, console_
 
 
 def test_iam_user_signs_in_and_a_deleted_key_ends_the_session(
-    anonymous: Any, console_server: ConsoleServer, iam: Any, name: Any
+    anonymous: Any, console_server: console_of, iam: Any, name: Any
 ) -> None:
     user = name("console-user")
     creds = user_with_key(console_server, iam, user, allow(["iam:List*", "iam:Get*"]))
-    sign_in(anonymous, console_server.console, creds["key"], creds["secret"])
+    sign_in(anonymous, console_of(console_server), creds["key"], creds["secret"])
     anonymous.wait_for_url("**/iam/roles")
     assert anonymous.inner_text("#signed-in-as") == f"arn:aws:iam::123456789012:user/{user}"
     iam.delete_access_key(UserName=user, AccessKeyId=creds["key"])
-    anonymous.goto(f"{console_server.console}/iam/roles")
+    anonymous.goto(f"{console_of(console_server)}/iam/roles")
     assert "/signin" in anonymous.url
     assert "session has ended" in anonymous.inner_text("#error")
 
 
-def test_altered_session_cookie_is_refused(page: Any, console_server: ConsoleServer) -> None:
+def test_altered_session_cookie_is_refused(page: Any, console_server: RoleportServer) -> None:
     [cookie] = [c for c in page.context.cookies() if c["name"] == "roleport_console"]
     payload, _, mac = cookie["value"].rpartition(".")
     forged = {**cookie, "value": f"{payload.replace('dGVzdA', 'QUtJQQ')}.{mac}"}
     page.context.add_cookies([forged])
-    page.goto(f"{console_server.console}/iam/roles")
+    page.goto(f"{console_of(console_server)}/iam/roles")
     assert "/signin" in page.url
 
 
@@ -206,18 +208,20 @@ def test_altered_session_cookie_is_refused(page: Any, console_server: ConsoleSer
 
 
 def test_post_without_or_with_a_wrong_csrf_token_changes_nothing(
-    page: Any, console_server: ConsoleServer, iam: Any, name: Any
+    page: Any, console_server: console_of, iam: Any, name: Any
 ) -> None:
     role = name("csrf")
     form = {"entity": "service", "service": "ec2", "name": role}
     for token in ({}, {"csrf": "0" * 64}):
-        answer = page.context.request.post(f"{console_server.console}/iam/create-role/review", form={**form, **token})
+        answer = page.context.request.post(
+            f"{console_of(console_server)}/iam/create-role/review", form={**form, **token}
+        )
         assert answer.status == 403
         assert "CSRF" in answer.text()
     assert error_of(iam.get_role, RoleName=role)["Code"] == "NoSuchEntity"
     # The sign-in form has a token of its own, bound to a cookie set with the form.
     answer = page.context.request.post(
-        f"{console_server.console}/signin", form={"access_key_id": "test", "secret_access_key": "test"}
+        f"{console_of(console_server)}/signin", form={"access_key_id": "test", "secret_access_key": "test"}
     )
     assert answer.status == 403
 
@@ -226,11 +230,11 @@ def test_post_without_or_with_a_wrong_csrf_token_changes_nothing(
 
 
 def test_create_role_for_ec2_makes_the_same_named_instance_profile(
-    page: Any, console_server: ConsoleServer, iam: Any, name: Any, shots: Path
+    page: Any, console_server: console_of, iam: Any, name: Any, shots: Path
 ) -> None:
     role = name("WebServer")
     create_role_in_wizard(
-        page, console_server.console, role, policies=("AmazonS3ReadOnlyAccess", "AmazonSSMManagedInstanceCore")
+        page, console_of(console_server), role, policies=("AmazonS3ReadOnlyAccess", "AmazonSSMManagedInstanceCore")
     )
     assert page.input_value("#description") == "Allows EC2 instances to call AWS services on your behalf."
     assert page.is_visible("#profile-note")
@@ -252,10 +256,10 @@ def test_create_role_for_ec2_makes_the_same_named_instance_profile(
 
 
 def test_create_role_for_another_service_makes_no_profile(
-    page: Any, console_server: ConsoleServer, iam: Any, name: Any
+    page: Any, console_server: console_of, iam: Any, name: Any
 ) -> None:
     role = name("Fn")
-    create_role_in_wizard(page, console_server.console, role, service="lambda")
+    create_role_in_wizard(page, console_of(console_server), role, service="lambda")
     assert not page.is_visible("#profile-note")
     page.click("#create")
     page.wait_for_url(f"**/iam/roles/{role}?*")
@@ -265,19 +269,19 @@ def test_create_role_for_another_service_makes_no_profile(
 
 
 def test_role_created_through_the_api_for_another_service_has_no_profile(
-    page: Any, console_server: ConsoleServer, iam: Any, name: Any
+    page: Any, console_server: console_of, iam: Any, name: Any
 ) -> None:
     role = name("api-fn")
     iam.create_role(RoleName=role, AssumeRolePolicyDocument=LAMBDA_TRUST)
-    page.goto(f"{console_server.console}/iam/roles/{role}")
+    page.goto(f"{console_of(console_server)}/iam/roles/{role}")
     assert page.inner_text("#instance-profile-arn").strip().endswith("—")
     assert "AWS Service: lambda" in page.inner_text("#trust")
     assert profile_names(iam, role) == []
 
 
-def test_create_role_with_a_custom_trust_policy(page: Any, console_server: ConsoleServer, iam: Any, name: Any) -> None:
+def test_create_role_with_a_custom_trust_policy(page: Any, console_server: console_of, iam: Any, name: Any) -> None:
     role = name("custom")
-    page.goto(f"{console_server.console}/iam/create-role")
+    page.goto(f"{console_of(console_server)}/iam/create-role")
     page.check("#entity-custom")
     page.fill("#custom", EC2_TRUST)
     page.click("#next")
@@ -289,11 +293,11 @@ def test_create_role_with_a_custom_trust_policy(page: Any, console_server: Conso
 
 
 def test_deeply_nested_custom_trust_policy_is_refused_not_a_server_error(
-    console_server: ConsoleServer, iam: Any, name: Any
+    console_server: console_of, iam: Any, name: Any
 ) -> None:
     role = name("deep")
     deep = '{"Version": "2012-10-17", "Statement": ' + "[" * 1000 + "]" * 1000 + "}"
-    http = HttpSession(console_server.console)
+    http = HttpSession(console_of(console_server))
     status, page, _ = http.get("/iam/create-role/permissions?" + urlencode({"entity": "custom", "custom": deep}))
     assert status == 400 and "The trust policy is not valid JSON." in page
     form = {"csrf": http.csrf, "entity": "custom", "custom": deep, "name": role}
@@ -303,11 +307,11 @@ def test_deeply_nested_custom_trust_policy_is_refused_not_a_server_error(
 
 
 def test_create_role_with_a_taken_name_shows_the_error_and_keeps_the_form(
-    page: Any, console_server: ConsoleServer, iam: Any, name: Any
+    page: Any, console_server: console_of, iam: Any, name: Any
 ) -> None:
     role = name("taken")
     iam.create_role(RoleName=role, AssumeRolePolicyDocument=LAMBDA_TRUST)
-    create_role_in_wizard(page, console_server.console, role, policies=("AmazonS3ReadOnlyAccess",))
+    create_role_in_wizard(page, console_of(console_server), role, policies=("AmazonS3ReadOnlyAccess",))
     page.click("#create")
     assert page.inner_text("#error") == f"Role with name {role} already exists."
     assert page.input_value("#name") == role
@@ -315,7 +319,7 @@ def test_create_role_with_a_taken_name_shows_the_error_and_keeps_the_form(
 
 
 def test_role_detail_shows_trust_permissions_profiles_and_tags(
-    page: Any, console_server: ConsoleServer, iam: Any, name: Any
+    page: Any, console_server: console_of, iam: Any, name: Any
 ) -> None:
     role = name("detail")
     iam.create_role(RoleName=role, AssumeRolePolicyDocument=EC2_TRUST, Tags=[{"Key": "env", "Value": "prod"}])
@@ -325,7 +329,7 @@ def test_role_detail_shows_trust_permissions_profiles_and_tags(
     other = name("other-profile")
     profile_arn = iam.create_instance_profile(InstanceProfileName=other)["InstanceProfile"]["Arn"]
     iam.add_role_to_instance_profile(InstanceProfileName=other, RoleName=role)
-    page.goto(f"{console_server.console}/iam/roles/{role}")
+    page.goto(f"{console_of(console_server)}/iam/roles/{role}")
     assert page.inner_text("#role-arn") == f"arn:aws:iam::123456789012:role/{role}"
     assert profile_arn in page.inner_text("#instance-profile-arn")
     assert "AmazonS3ReadOnlyAccess" in page.inner_text(".attached-policy")
@@ -335,11 +339,11 @@ def test_role_detail_shows_trust_permissions_profiles_and_tags(
     assert "prod" in page.inner_text("#tags")
 
 
-def test_roles_list_pages_forward_and_back(page: Any, console_server: ConsoleServer, iam: Any, name: Any) -> None:
+def test_roles_list_pages_forward_and_back(page: Any, console_server: console_of, iam: Any, name: Any) -> None:
     made = [name(f"page{i:02d}") for i in range(12)]
     for role in made:
         iam.create_role(RoleName=role, AssumeRolePolicyDocument=EC2_TRUST, Path="/paged/")
-    page.goto(f"{console_server.console}/iam/roles?size=10")
+    page.goto(f"{console_of(console_server)}/iam/roles?size=10")
     first = page.locator("#roles tbody tr").all_inner_texts()
     seen: dict[str, str] = {}
     while True:
@@ -360,10 +364,10 @@ def test_roles_list_pages_forward_and_back(page: Any, console_server: ConsoleSer
 
 
 def test_delete_role_removes_its_profiles_and_policies_and_the_same_named_profile(
-    page: Any, console_server: ConsoleServer, iam: Any, name: Any, shots: Path
+    page: Any, console_server: console_of, iam: Any, name: Any, shots: Path
 ) -> None:
     role = name("Doomed")
-    create_role_in_wizard(page, console_server.console, role, policies=("AmazonS3ReadOnlyAccess",))
+    create_role_in_wizard(page, console_of(console_server), role, policies=("AmazonS3ReadOnlyAccess",))
     page.click("#create")
     page.wait_for_url(f"**/iam/roles/{role}?*")
     document = json.dumps({"Version": "2012-10-17", "Statement": [allow("s3:ListBucket")]})
@@ -389,11 +393,11 @@ def test_delete_role_removes_its_profiles_and_policies_and_the_same_named_profil
 
 
 def test_delete_from_the_roles_list_asks_for_the_name(
-    page: Any, console_server: ConsoleServer, iam: Any, name: Any
+    page: Any, console_server: console_of, iam: Any, name: Any
 ) -> None:
     role = name("listed")
     iam.create_role(RoleName=role, AssumeRolePolicyDocument=LAMBDA_TRUST, Path="/aaa/")
-    page.goto(f"{console_server.console}/iam/roles?size=100")
+    page.goto(f"{console_of(console_server)}/iam/roles?size=100")
     while not page.locator(f"tr[data-role='{role}']").count():
         page.click("#next-page")
     page.check(f"tr[data-role='{role}'] input[type=radio]")
@@ -409,12 +413,12 @@ def test_delete_from_the_roles_list_asks_for_the_name(
 
 
 def test_instance_profiles_list_and_detail(
-    page: Any, console_server: ConsoleServer, iam: Any, name: Any, shots: Path
+    page: Any, console_server: console_of, iam: Any, name: Any, shots: Path
 ) -> None:
     profile = name("prof")
     arn = ec2_profile(iam, profile)
     iam.tag_instance_profile(InstanceProfileName=profile, Tags=[{"Key": "owner", "Value": "ops"}])
-    page.goto(f"{console_server.console}/iam/instance-profiles?size=100")
+    page.goto(f"{console_of(console_server)}/iam/instance-profiles?size=100")
     while not page.locator(f"tr[data-profile='{profile}']").count():
         page.click("#next-page")
     shot(page, shots, "instance-profiles")
@@ -433,11 +437,11 @@ def test_instance_profiles_list_and_detail(
 
 
 def test_launch_instance_offers_instance_profile_names(
-    page: Any, console_server: ConsoleServer, iam: Any, ec2: Any, name: Any, shots: Path
+    page: Any, console_server: console_of, iam: Any, ec2: Any, name: Any, shots: Path
 ) -> None:
     profile = name("launch")
     arn = ec2_profile(iam, profile)
-    page.goto(f"{console_server.console}/ec2/instances")
+    page.goto(f"{console_of(console_server)}/ec2/instances")
     page.click("#launch")
     options = page.locator("#profile option").all_inner_texts()
     assert profile in options and options[0] == "Select"
@@ -474,12 +478,12 @@ def open_instance(page: Any, console: str, instance_id: str) -> None:
 
 
 def test_modify_iam_role_attaches_replaces_and_detaches(
-    page: Any, console_server: ConsoleServer, iam: Any, ec2: Any, name: Any, shots: Path
+    page: Any, console_server: console_of, iam: Any, ec2: Any, name: Any, shots: Path
 ) -> None:
     first, second = name("first"), name("second")
     first_arn, second_arn = ec2_profile(iam, first), ec2_profile(iam, second)
     instance_id = running_instance(ec2)
-    open_instance(page, console_server.console, instance_id)
+    open_instance(page, console_of(console_server), instance_id)
     choose_action(page, instance_id, "modify-iam-role")
     page.wait_for_url(f"**/ec2/instances/{instance_id}/modify-iam-role")
     assert "No IAM role" in page.inner_text("#current-profile")
@@ -491,7 +495,7 @@ def test_modify_iam_role_attaches_replaces_and_detaches(
     attached = active_association(ec2, instance_id)
     assert attached is not None and attached["IamInstanceProfile"]["Arn"] == first_arn
 
-    page.goto(f"{console_server.console}/ec2/instances/{instance_id}/modify-iam-role")
+    page.goto(f"{console_of(console_server)}/ec2/instances/{instance_id}/modify-iam-role")
     assert page.input_value("#profile") == first
     page.select_option("#profile", second)
     page.click("#update-iam-role")
@@ -500,7 +504,7 @@ def test_modify_iam_role_attaches_replaces_and_detaches(
     assert replaced is not None and replaced["IamInstanceProfile"]["Arn"] == second_arn
     assert replaced["AssociationId"] != attached["AssociationId"]
 
-    page.goto(f"{console_server.console}/ec2/instances/{instance_id}/modify-iam-role")
+    page.goto(f"{console_of(console_server)}/ec2/instances/{instance_id}/modify-iam-role")
     page.select_option("#profile", "")
     page.click("#update-iam-role")
     assert page.is_visible("#detach-confirm")
@@ -516,7 +520,7 @@ def test_modify_iam_role_attaches_replaces_and_detaches(
     assert active_association(ec2, instance_id) is None
 
 
-def test_stop_start_and_terminate_from_the_actions_menu(page: Any, console_server: ConsoleServer, ec2: Any) -> None:
+def test_stop_start_and_terminate_from_the_actions_menu(page: Any, console_server: console_of, ec2: Any) -> None:
     instance_id = running_instance(ec2)
 
     def state() -> str:
@@ -524,16 +528,16 @@ def test_stop_start_and_terminate_from_the_actions_menu(page: Any, console_serve
             ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]["State"]["Name"]
         )
 
-    open_instance(page, console_server.console, instance_id)
+    open_instance(page, console_of(console_server), instance_id)
     choose_action(page, instance_id, "stop")
     page.wait_for_url("**/ec2/instances?*")
     assert page.inner_text("#notice") == f"Successfully stopped {instance_id}."
     wait_until(lambda: state() == "stopped")
-    open_instance(page, console_server.console, instance_id)
+    open_instance(page, console_of(console_server), instance_id)
     choose_action(page, instance_id, "start")
     page.wait_for_url("**/ec2/instances?*")
     wait_until(lambda: state() == "running")
-    open_instance(page, console_server.console, instance_id)
+    open_instance(page, console_of(console_server), instance_id)
     page.once("dialog", lambda dialog: dialog.accept())
     choose_action(page, instance_id, "terminate")
     page.wait_for_url("**/ec2/instances?*")
@@ -541,15 +545,15 @@ def test_stop_start_and_terminate_from_the_actions_menu(page: Any, console_serve
 
 
 def test_empty_states_are_explained(anonymous: Any, tmp_path: Path, shots: Path) -> None:
-    server = ConsoleServer(data_dir=tmp_path / "empty").start()
+    server = start_server(tmp_path / "empty")
     try:
-        sign_in(anonymous, server.console)
+        sign_in(anonymous, console_of(server))
         anonymous.wait_for_url("**/iam/roles")
         assert "No roles" in anonymous.inner_text("#empty")
-        anonymous.goto(f"{server.console}/ec2/instances")
+        anonymous.goto(f"{console_of(server)}/ec2/instances")
         assert "No instances" in anonymous.inner_text("#empty")
         shot(anonymous, shots, "instances-empty")
-        anonymous.goto(f"{server.console}/iam/instance-profiles")
+        anonymous.goto(f"{console_of(server)}/iam/instance-profiles")
         assert "No instance profiles" in anonymous.inner_text("#empty")
     finally:
         server.stop()
@@ -559,16 +563,16 @@ def test_empty_states_are_explained(anonymous: Any, tmp_path: Path, shots: Path)
 
 
 def test_limited_user_sees_access_denied_and_nothing_changes(
-    anonymous: Any, console_server: ConsoleServer, iam: Any, ec2: Any, name: Any, shots: Path
+    anonymous: Any, console_server: console_of, iam: Any, ec2: Any, name: Any, shots: Path
 ) -> None:
     user = name("limited")
     statements = [allow(["iam:List*", "iam:Get*", "iam:CreateRole", "iam:AttachRolePolicy", "ec2:Describe*"])]
     creds = user_with_key(console_server, iam, user, *statements)
     instance_id = running_instance(ec2)
-    sign_in(anonymous, console_server.console, creds["key"], creds["secret"])
+    sign_in(anonymous, console_of(console_server), creds["key"], creds["secret"])
     anonymous.wait_for_url("**/iam/roles")
     role = name("denied")
-    create_role_in_wizard(anonymous, console_server.console, role, policies=("AmazonS3ReadOnlyAccess",))
+    create_role_in_wizard(anonymous, console_of(console_server), role, policies=("AmazonS3ReadOnlyAccess",))
     anonymous.click("#create")
     message = anonymous.inner_text("#error")
     assert message == (
@@ -580,7 +584,7 @@ def test_limited_user_sees_access_denied_and_nothing_changes(
     # The role the action created first went with the rest: one console action is all or nothing.
     assert error_of(iam.get_role, RoleName=role)["Code"] == "NoSuchEntity"
 
-    open_instance(anonymous, console_server.console, instance_id)
+    open_instance(anonymous, console_of(console_server), instance_id)
     choose_action(anonymous, instance_id, "stop")
     assert "You are not authorized to perform this operation." in anonymous.inner_text("#error")
     assert f"ec2:StopInstances on resource: arn:aws:ec2:us-east-1:123456789012:instance/{instance_id}" in (
@@ -591,11 +595,11 @@ def test_limited_user_sees_access_denied_and_nothing_changes(
 
 
 def test_user_without_list_permission_sees_the_denial_in_place(
-    anonymous: Any, console_server: ConsoleServer, iam: Any, name: Any
+    anonymous: Any, console_server: console_of, iam: Any, name: Any
 ) -> None:
     user = name("nolist")
     creds = user_with_key(console_server, iam, user, allow("ec2:DescribeInstances"))
-    sign_in(anonymous, console_server.console, creds["key"], creds["secret"])
+    sign_in(anonymous, console_of(console_server), creds["key"], creds["secret"])
     anonymous.wait_for_url("**/iam/roles")
     assert anonymous.inner_text("#error") == (
         f"User: arn:aws:iam::123456789012:user/{user} is not authorized to perform: iam:ListRoles on resource: "
@@ -610,9 +614,12 @@ def test_user_without_list_permission_sees_the_denial_in_place(
 def test_pages_take_under_100_ms_of_server_time_with_1000_roles(tmp_path: Path) -> None:
     """1,000 roles, each for EC2 with its profile, and 50 instances using 50 of them; every main page, as root and as
     an IAM user whose every call is authorized; the median of 5 loads."""
-    server = ConsoleServer(data_dir=tmp_path / "big").start()
+    server = start_server(tmp_path / "big")
     try:
-        iam, ec2 = server.client("iam", max_pool_connections=8), server.client("ec2", max_pool_connections=8)
+        iam, ec2 = (
+            server.client("iam", config=Config(max_pool_connections=8)),
+            server.client("ec2", config=Config(max_pool_connections=8)),
+        )
 
         def make(index: int) -> None:
             ec2_profile(iam, f"role-{index:04d}")
@@ -636,7 +643,10 @@ def test_pages_take_under_100_ms_of_server_time_with_1000_roles(tmp_path: Path) 
             "launch (1,000 profiles listed)": "/ec2/launch",
         }
         times: dict[str, dict[str, float]] = {}
-        for who, http in (("root", HttpSession(server.console)), ("IAM user", HttpSession(server.console, **admin))):
+        for who, http in (
+            ("root", HttpSession(console_of(server))),
+            ("IAM user", HttpSession(console_of(server), **admin)),
+        ):
             http.server_ms("/iam/roles")  # the first load compiles the templates
             times[who] = {
                 label: statistics.median(http.server_ms(path) for _ in range(5)) for label, path in pages.items()
@@ -658,12 +668,12 @@ def postgres_url() -> Iterator[str]:
 def test_console_on_postgresql_creates_a_role_for_ec2(
     anonymous: Any, tmp_path: Path, postgres_url: str, name: Any
 ) -> None:
-    server = ConsoleServer(data_dir=tmp_path / "pg", database_url=postgres_url).start()
+    server = start_server(tmp_path / "pg", database_url=postgres_url)
     try:
-        sign_in(anonymous, server.console)
+        sign_in(anonymous, console_of(server))
         anonymous.wait_for_url("**/iam/roles")
         role = name("pg")
-        create_role_in_wizard(anonymous, server.console, role)
+        create_role_in_wizard(anonymous, console_of(server), role)
         anonymous.click("#create")
         anonymous.wait_for_url(f"**/iam/roles/{role}?*")
         iam = server.client("iam")

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.conftest import Server
+from roleport.testing import RoleportServer
 from tests.e2e.console_browser import HttpSession
 from tests.e2e.test_limits import signed_post as root_post
 
@@ -27,7 +27,7 @@ def session_cookie(session: HttpSession) -> str:
     raise AssertionError("no cookie jar")
 
 
-def visit_with(server: Server, cookie: str, path: str = "/console/iam/roles") -> tuple[int, str]:
+def visit_with(server: RoleportServer, cookie: str, path: str = "/console/iam/roles") -> tuple[int, str]:
     """GET a console page with only this cookie, without following redirects: (status, Location)."""
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
     try:
@@ -45,15 +45,17 @@ def signed_out(answer: tuple[int, str]) -> bool:
 
 
 @pytest.fixture
-def servers(backend: str | None, make_server: Callable[..., Server], tmp_path_factory: pytest.TempPathFactory) -> list:
+def servers(
+    backend: str | None, make_server: Callable[..., RoleportServer], tmp_path_factory: pytest.TempPathFactory
+) -> list:
     """Two server processes on one database (one SQLite file, or one PostgreSQL database)."""
     data_dir = tmp_path_factory.mktemp("console-sessions") / "data"
     return [make_server(data_dir=data_dir, database_url=backend) for _ in range(2)]
 
 
-def test_a_copied_cookie_is_refused_after_sign_out(servers: list[Server]) -> None:
+def test_a_copied_cookie_is_refused_after_sign_out(servers: list[RoleportServer]) -> None:
     first, second = servers
-    browser = HttpSession(f"{first.url}/console")
+    browser = HttpSession(f"{first.endpoint_url}/console")
     copied = session_cookie(browser)
     assert visit_with(first, copied)[0] == 200
     assert visit_with(second, copied)[0] == 200  # one session, whichever process serves it
@@ -63,21 +65,23 @@ def test_a_copied_cookie_is_refused_after_sign_out(servers: list[Server]) -> Non
     assert signed_out(visit_with(second, copied))
 
 
-def test_sign_out_ends_only_its_own_session(servers: list[Server]) -> None:
+def test_sign_out_ends_only_its_own_session(servers: list[RoleportServer]) -> None:
     first, second = servers
-    leaving, staying = HttpSession(f"{first.url}/console"), HttpSession(f"{second.url}/console")
+    leaving, staying = HttpSession(f"{first.endpoint_url}/console"), HttpSession(f"{second.endpoint_url}/console")
     leaving_cookie, staying_cookie = session_cookie(leaving), session_cookie(staying)
     leaving.post("/signout", {"csrf": leaving.csrf})
     assert signed_out(visit_with(second, leaving_cookie))
     assert visit_with(first, staying_cookie)[0] == 200
 
 
-def test_a_session_outlives_a_restart_and_a_reset(servers: list[Server]) -> None:
+def test_a_session_outlives_a_restart_and_a_reset(servers: list[RoleportServer]) -> None:
     first, _ = servers
-    browser = HttpSession(f"{first.url}/console")
+    browser = HttpSession(f"{first.endpoint_url}/console")
     cookie = session_cookie(browser)
     first.stop()
     first.start()
     assert visit_with(first, cookie)[0] == 200
-    root_post(f"{first.url}/_roleport/reset")  # empties the account's state; a browser's sign-in is not part of it
+    root_post(
+        f"{first.endpoint_url}/_roleport/reset"
+    )  # empties the account's state; a browser's sign-in is not part of it
     assert visit_with(first, cookie)[0] == 200

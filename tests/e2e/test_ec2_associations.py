@@ -11,7 +11,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from tests.conftest import Server
+from roleport.testing import RoleportServer
 from tests.e2e.conftest import SLOW_TRANSITION
 from tests.e2e.helpers import error_of
 
@@ -165,7 +165,7 @@ def test_associating_an_unknown_instance_is_not_found(ec2: Any, iam: Any, name: 
     assert (error["Code"], error["Message"]) == ("InvalidInstanceID.Malformed", 'Invalid id: "i-nope"')
 
 
-def test_concurrent_associations_on_one_instance_have_one_winner(fast: Server, name: Any) -> None:
+def test_concurrent_associations_on_one_instance_have_one_winner(fast: RoleportServer, name: Any) -> None:
     make_profile(fast.client("iam"), name("race"))
     [instance_id] = launch(fast.client("ec2"))
 
@@ -440,8 +440,10 @@ def test_a_profile_in_use_can_be_deleted_and_instances_keep_showing_it(ec2_now: 
 # ---------------------------------------------------------------------------------------------- persistence
 
 
-def test_associations_survive_a_restart(make_server: Callable[..., Server], backend: str | None, name: Any) -> None:
-    first = make_server(database_url=backend, extra_args=["--state-transition-seconds", "0"])
+def test_associations_survive_a_restart(
+    make_server: Callable[..., RoleportServer], backend: str | None, name: Any
+) -> None:
+    first = make_server(database_url=backend, state_transition_seconds=0)
     make_profile(first.client("iam"), name("a"))
     make_profile(first.client("iam"), name("b"))
     ec2 = first.client("ec2")

@@ -8,7 +8,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from tests.conftest import Server
+from roleport.testing import RoleportServer
+from tests.conftest import cli_env
 
 AMI = "ami-0abcdef1234567890"
 TRUST = (
@@ -17,24 +18,24 @@ TRUST = (
 )
 
 
-def aws(server: Server, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["aws", *args], capture_output=True, text=True, env=server.cli_env(), timeout=120)
+def aws(server: RoleportServer, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["aws", *args], capture_output=True, text=True, env=cli_env(server), timeout=120)
 
 
-def ok(server: Server, *args: str) -> Any:
+def ok(server: RoleportServer, *args: str) -> Any:
     """Run a command that must succeed; its JSON output, if any."""
     done = aws(server, *args)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout) if done.stdout.strip() else None
 
 
-def fails(server: Server, *args: str) -> str:
+def fails(server: RoleportServer, *args: str) -> str:
     done = aws(server, *args)
     assert done.returncode != 0, done.stdout  # 255 from awscli v1, 254 from v2
     return done.stderr
 
 
-def role_with_profile(server: Server, role_name: str) -> None:
+def role_with_profile(server: RoleportServer, role_name: str) -> None:
     """The IAM side of the seed, set up through boto3: the EC2 commands are what this suite runs verbatim."""
     iam = server.client("iam")
     iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=TRUST)
@@ -42,15 +43,15 @@ def role_with_profile(server: Server, role_name: str) -> None:
     iam.add_role_to_instance_profile(InstanceProfileName=role_name, RoleName=role_name)
 
 
-def shell(server: Server, command: str, **variables: str) -> Any:
+def shell(server: RoleportServer, command: str, **variables: str) -> Any:
     """A command line exactly as a user types it, run by bash with $I, $A... set; its JSON output."""
-    env = {**server.cli_env(), **variables}
+    env = {**cli_env(server), **variables}
     done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout) if done.stdout.strip() else None
 
 
-def test_seed_flow_verbatim(make_server: Callable[..., Server], backend: str | None) -> None:
+def test_seed_flow_verbatim(make_server: Callable[..., RoleportServer], backend: str | None) -> None:
     running = make_server(database_url=backend)  # its own server: nothing else uses the seed's literal names
     role_with_profile(running, "TestRole-1")
     role_with_profile(running, "TestRole-2")
@@ -96,13 +97,13 @@ def test_seed_flow_verbatim(make_server: Callable[..., Server], backend: str | N
     assert "IamInstanceProfile" not in shown
 
 
-def timed_wait(server: Server, waiter: str, instance_id: str) -> float:
+def timed_wait(server: RoleportServer, waiter: str, instance_id: str) -> float:
     started = time.monotonic()
     ok(server, "ec2", "wait", waiter, "--instance-ids", instance_id)
     return time.monotonic() - started
 
 
-def test_cli_waiters_return_promptly(server: Server) -> None:
+def test_cli_waiters_return_promptly(server: RoleportServer) -> None:
     # A waiter that misses its first poll sleeps 15 s before the next, so each wait must take well under that.
     [instance] = ok(server, *f"ec2 run-instances --image-id {AMI} --count 1".split())["Instances"]
     instance_id = instance["InstanceId"]
@@ -114,7 +115,7 @@ def test_cli_waiters_return_promptly(server: Server) -> None:
     assert timed_wait(server, "instance-terminated", instance_id) < 10
 
 
-def test_cli_filters_query_and_pages(server: Server, name: Any) -> None:
+def test_cli_filters_query_and_pages(server: RoleportServer, name: Any) -> None:
     suite = name("cli")
     ok(
         server,
@@ -140,7 +141,7 @@ def test_cli_filters_query_and_pages(server: Server, name: Any) -> None:
     assert sorted(text.stdout.split()) == sorted(everything)
 
 
-def test_cli_association_pages(server: Server, name: Any) -> None:
+def test_cli_association_pages(server: RoleportServer, name: Any) -> None:
     ok(server, "iam", "create-instance-profile", "--instance-profile-name", name("cli-prof"))
     launched = ok(
         server,
@@ -157,7 +158,7 @@ def test_cli_association_pages(server: Server, name: Any) -> None:
     assert sorted(a["InstanceId"] for a in listed) == sorted(ids)
 
 
-def test_cli_reports_ec2_errors_and_dry_runs(server: Server, name: Any) -> None:
+def test_cli_reports_ec2_errors_and_dry_runs(server: RoleportServer, name: Any) -> None:
     missing = fails(server, "ec2", "describe-instances", "--instance-ids", "i-0123456789abcdef0")
     assert (
         "An error occurred (InvalidInstanceID.NotFound) when calling the DescribeInstances operation: "
@@ -176,7 +177,7 @@ def test_cli_reports_ec2_errors_and_dry_runs(server: Server, name: Any) -> None:
     assert 'InvalidAMIID.Malformed) when calling the RunInstances operation: Invalid id: "ami-nope"' in malformed
 
 
-def test_cli_modifies_metadata_options(server: Server) -> None:
+def test_cli_modifies_metadata_options(server: RoleportServer) -> None:
     [instance] = ok(server, *f"ec2 run-instances --image-id {AMI}".split())["Instances"]
     changed = ok(
         server,

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Server
+from roleport.testing import RoleportServer
 from tests.e2e.conftest import SLOW_TRANSITION
 from tests.e2e.helpers import error_of
 
@@ -159,7 +159,7 @@ def test_launch_with_profile_by_arn_with_a_path(ec2: Any, iam: Any, name: Any) -
     assert instance["IamInstanceProfile"] == {"Arn": profile["Arn"], "Id": profile["InstanceProfileId"]}
 
 
-def test_launch_association_is_associating_then_associated(slow: Server, name: Any) -> None:
+def test_launch_association_is_associating_then_associated(slow: RoleportServer, name: Any) -> None:
     slow.client("iam").create_instance_profile(InstanceProfileName=name("slow"))
     ec2 = slow.client("ec2")
     [instance] = launch(ec2, IamInstanceProfile={"Name": name("slow")})["Instances"]
@@ -581,7 +581,9 @@ def test_modify_metadata_options_errors(ec2_now: Any) -> None:
 # ---------------------------------------------------------------------------------------------- persistence
 
 
-def test_instances_survive_a_restart(make_server: Callable[..., Server], backend: str | None, name: Any) -> None:
+def test_instances_survive_a_restart(
+    make_server: Callable[..., RoleportServer], backend: str | None, name: Any
+) -> None:
     running = make_server(database_url=backend, extra_args=["--state-transition-seconds", "0"])
     iam = running.client("iam")
     iam.create_instance_profile(InstanceProfileName=name("keep"))

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT_KEY, ROOT_SECRET, Server
+from roleport.testing import RoleportServer
+from tests.conftest import ROOT_KEY, ROOT_SECRET, start_server
 from tests.e2e.test_imds import CREDENTIALS, Instance, dedicated_endpoint, get, instance_env, launch
 
 # Pinned, so the test means the same thing on every machine (and keeps running on node 20: later releases of the SDK
@@ -25,19 +26,19 @@ JS_SCRIPT = Path(__file__).parent / "js" / "instance_credentials.cjs"
 
 
 @pytest.fixture(scope="module")
-def exec_server(backend: str | None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def exec_server(backend: str | None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RoleportServer]:
     data_dir = tmp_path_factory.mktemp("exec") / "data"
-    running = Server(data_dir=data_dir, database_url=backend, extra_args=["--state-transition-seconds", "0"]).start()
+    running = start_server(data_dir, database_url=backend, state_transition_seconds=0)
     yield running
     running.stop()
 
 
 @pytest.fixture
-def instance(exec_server: Server) -> Instance:
+def instance(exec_server: RoleportServer) -> Instance:
     return launch(exec_server)
 
 
-def roleport_exec(server: Server, instance_id: str, *command: str) -> subprocess.CompletedProcess[str]:
+def roleport_exec(server: RoleportServer, instance_id: str, *command: str) -> subprocess.CompletedProcess[str]:
     """`roleport exec` from a shell that holds the root keys and a profile, which the command must not see."""
     env = {
         **os.environ,
@@ -57,20 +58,22 @@ def assumed_role(instance: Instance) -> str:
     return f"arn:aws:sts::123456789012:assumed-role/{instance.role}/{instance.id}"
 
 
-def test_exec_aws_cli_is_the_instance_role(exec_server: Server, instance: Instance) -> None:
+def test_exec_aws_cli_is_the_instance_role(exec_server: RoleportServer, instance: Instance) -> None:
     done = roleport_exec(exec_server, instance.id, "aws", "sts", "get-caller-identity", "--output", "json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["Arn"] == assumed_role(instance)
 
 
-def test_exec_boto3_is_the_instance_role(exec_server: Server, instance: Instance) -> None:
+def test_exec_boto3_is_the_instance_role(exec_server: RoleportServer, instance: Instance) -> None:
     script = "import boto3; print(boto3.client('sts').get_caller_identity()['Arn'])"
     done = roleport_exec(exec_server, instance.id, sys.executable, "-c", script)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == assumed_role(instance)
 
 
-def test_exec_environment_has_no_keys_and_the_dedicated_endpoint(exec_server: Server, instance: Instance) -> None:
+def test_exec_environment_has_no_keys_and_the_dedicated_endpoint(
+    exec_server: RoleportServer, instance: Instance
+) -> None:
     script = "import json, os; print(json.dumps({k: v for k, v in os.environ.items() if k.startswith('AWS_')}))"
     done = roleport_exec(exec_server, instance.id, sys.executable, "-c", script)
     assert done.returncode == 0, done.stderr
@@ -79,7 +82,7 @@ def test_exec_environment_has_no_keys_and_the_dedicated_endpoint(exec_server: Se
         assert name not in found
     assert "AWS_EC2_METADATA_DISABLED" not in found
     assert (found["AWS_ENDPOINT_URL"], found["AWS_REGION"], found["AWS_DEFAULT_REGION"]) == (
-        exec_server.url,
+        exec_server.endpoint_url,
         "us-east-1",
         "us-east-1",
     )
@@ -87,14 +90,14 @@ def test_exec_environment_has_no_keys_and_the_dedicated_endpoint(exec_server: Se
     assert found["AWS_EC2_METADATA_SERVICE_ENDPOINT"] == dedicated_endpoint(exec_server, instance.id).json()["Endpoint"]
 
 
-def test_exec_unknown_instance_fails_before_running_anything(exec_server: Server) -> None:
+def test_exec_unknown_instance_fails_before_running_anything(exec_server: RoleportServer) -> None:
     done = roleport_exec(exec_server, "i-0123456789abcdef0", sys.executable, "-c", "print('ran')")
     assert done.returncode == 1
     assert "ran" not in done.stdout
     assert "InvalidInstanceID.NotFound" in done.stderr
 
 
-def test_exec_missing_command_is_127(exec_server: Server, instance: Instance) -> None:
+def test_exec_missing_command_is_127(exec_server: RoleportServer, instance: Instance) -> None:
     done = roleport_exec(exec_server, instance.id, "no-such-command-for-roleport")
     assert done.returncode == 127
     assert "cannot run no-such-command-for-roleport" in done.stderr
@@ -146,7 +149,9 @@ def run_js(js_sdk: Path, env: dict[str, str], *args: str) -> dict[str, str]:
     return dict(json.loads(done.stdout))
 
 
-def test_js_sdk_keeps_only_host_and_port_of_the_endpoint(js_sdk: Path, exec_server: Server, instance: Instance) -> None:
+def test_js_sdk_keeps_only_host_and_port_of_the_endpoint(
+    js_sdk: Path, exec_server: RoleportServer, instance: Instance
+) -> None:
     """Why instances have listeners of their own: given the path form, the SDK asks the main port for
     /latest/api/token and /latest/meta-data/..., dropping /imds/i-.../, and finds nothing there."""
     done = node(js_sdk, instance_env(exec_server, instance.base))
@@ -155,7 +160,7 @@ def test_js_sdk_keeps_only_host_and_port_of_the_endpoint(js_sdk: Path, exec_serv
 
 
 def test_js_sdk_gets_the_role_credentials_from_the_dedicated_endpoint(
-    js_sdk: Path, exec_server: Server, instance: Instance
+    js_sdk: Path, exec_server: RoleportServer, instance: Instance
 ) -> None:
     dedicated = dedicated_endpoint(exec_server, instance.id).json()["Endpoint"]
     found = run_js(js_sdk, instance_env(exec_server, dedicated))
@@ -167,7 +172,7 @@ def test_js_sdk_gets_the_role_credentials_from_the_dedicated_endpoint(
 
 
 def test_js_sdk_calls_sts_as_the_instance_role_under_exec(
-    js_sdk: Path, exec_server: Server, instance: Instance
+    js_sdk: Path, exec_server: RoleportServer, instance: Instance
 ) -> None:
     done = roleport_exec(
         exec_server, instance.id, "env", f"NODE_PATH={js_sdk}", "node", str(JS_SCRIPT), "--caller-identity"

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Server
+from roleport.testing import RoleportServer
+from tests.conftest import cli_env
 from tests.e2e.helpers import error_of
 
 ACCOUNT = "123456789012"
@@ -23,8 +24,8 @@ def user(iam: Any, name: Any) -> str:
     return user_name
 
 
-def aws(server: Server, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["aws", *args], capture_output=True, text=True, env=server.cli_env(), timeout=60)
+def aws(server: RoleportServer, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["aws", *args], capture_output=True, text=True, env=cli_env(server), timeout=60)
 
 
 # --------------------------------------------------------------------------------------------------------- users
@@ -352,7 +353,7 @@ def test_more_than_ten_managed_policies_per_user_is_limit_exceeded(iam: Any, use
 # ------------------------------------------------------------------------------------------------------ the CLI
 
 
-def test_user_workflow_through_the_aws_cli(server: Server, name: Any) -> None:
+def test_user_workflow_through_the_aws_cli(server: RoleportServer, name: Any) -> None:
     created = aws(server, "iam", "create-user", "--user-name", name("cli"), "--tags", "Key=team,Value=ops")
     assert created.returncode == 0, created.stderr
     assert json.loads(created.stdout)["User"]["Arn"] == f"arn:aws:iam::{ACCOUNT}:user/{name('cli')}"
@@ -386,7 +387,7 @@ def test_user_workflow_through_the_aws_cli(server: Server, name: Any) -> None:
     )
 
 
-def test_cli_lists_users_with_its_own_pagination(server: Server, name: Any) -> None:
+def test_cli_lists_users_with_its_own_pagination(server: RoleportServer, name: Any) -> None:
     prefix = f"/{name('clipage')}/"
     for index in range(5):
         made = aws(server, "iam", "create-user", "--user-name", name(f"c{index}"), "--path", prefix)

@@ -25,7 +25,8 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from tests.conftest import EC2_TRUST, ROOT_KEY, ROOT_SECRET, Server
+from roleport.testing import RoleportServer
+from tests.conftest import EC2_TRUST, ROOT_KEY, ROOT_SECRET, start_server
 
 AMI = "ami-0abcdef1234567890"
 TOKEN_PATH = "latest/api/token"
@@ -97,7 +98,7 @@ class Instance:
     base: str  # the path form on the main port, e.g. http://127.0.0.1:PORT/imds/i-…/
 
 
-def launch(server: Server, *, trust: str | None = EC2_TRUST, profile: bool = True, **run: Any) -> Instance:
+def launch(server: RoleportServer, *, trust: str | None = EC2_TRUST, profile: bool = True, **run: Any) -> Instance:
     """An instance launched with a new profile holding a new role (trust=None: a profile without a role)."""
     iam, ec2 = server.client("iam"), server.client("ec2")
     suffix = uuid.uuid4().hex[:10]
@@ -111,42 +112,41 @@ def launch(server: Server, *, trust: str | None = EC2_TRUST, profile: bool = Tru
             iam.add_role_to_instance_profile(InstanceProfileName=profile_name, RoleName=role)
         run["IamInstanceProfile"] = {"Name": profile_name}
     instance_id = ec2.run_instances(ImageId=AMI, MinCount=1, MaxCount=1, **run)["Instances"][0]["InstanceId"]
-    return Instance(instance_id, role, profile_name, f"{server.url}/imds/{instance_id}/")
+    return Instance(instance_id, role, profile_name, f"{server.endpoint_url}/imds/{instance_id}/")
 
 
-def dedicated_endpoint(server: Server, instance_id: str, secret: str = ROOT_SECRET) -> Answer:
+def dedicated_endpoint(server: RoleportServer, instance_id: str, secret: str = ROOT_SECRET) -> Answer:
     """GET /_roleport/instances/{id}/metadata-endpoint, signed by the root key as `roleport exec` signs it."""
-    url = f"{server.url}/_roleport/instances/{instance_id}/metadata-endpoint"
+    url = f"{server.endpoint_url}/_roleport/instances/{instance_id}/metadata-endpoint"
     request = AWSRequest(method="GET", url=url)
     SigV4Auth(Credentials(ROOT_KEY, secret), "roleport", "us-east-1").add_auth(request)
     return call(url, headers=dict(request.prepare().headers))
 
 
-def options(server: Server, instance_id: str, **changes: str) -> None:
+def options(server: RoleportServer, instance_id: str, **changes: str) -> None:
     server.client("ec2").modify_instance_metadata_options(InstanceId=instance_id, **changes)
 
 
 @pytest.fixture(scope="module")
-def imds(backend: str | None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def imds(backend: str | None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RoleportServer]:
     """A server whose passing states settle at once, so a launched instance is running on the next read."""
     data_dir = tmp_path_factory.mktemp("imds") / "data"
-    running = Server(data_dir=data_dir, database_url=backend, extra_args=["--state-transition-seconds", "0"]).start()
+    running = start_server(data_dir, database_url=backend, state_transition_seconds=0)
     yield running
     running.stop()
 
 
 @pytest.fixture(scope="module")
-def short_lived(backend: str | None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def short_lived(backend: str | None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RoleportServer]:
     """Credentials live 4 s, so they are re-served for 2 s (half their life) and then replaced."""
     data_dir = tmp_path_factory.mktemp("imds-short") / "data"
-    args = ["--state-transition-seconds", "0", "--credential-lifetime-seconds", "4"]
-    running = Server(data_dir=data_dir, database_url=backend, extra_args=args).start()
+    running = start_server(data_dir, database_url=backend, state_transition_seconds=0, credential_lifetime_seconds=4)
     yield running
     running.stop()
 
 
 @pytest.fixture
-def instance(imds: Server) -> Instance:
+def instance(imds: RoleportServer) -> Instance:
     return launch(imds)
 
 
@@ -172,7 +172,7 @@ def test_v1_lists_the_categories_that_exist(instance: Instance) -> None:
     ]
 
 
-def test_values_match_describe_instances(imds: Server, instance: Instance) -> None:
+def test_values_match_describe_instances(imds: RoleportServer, instance: Instance) -> None:
     described = imds.client("ec2").describe_instances(InstanceIds=[instance.id])["Reservations"][0]
     found = described["Instances"][0]
     expected = {
@@ -225,7 +225,7 @@ def test_expired_token_is_401(instance: Instance) -> None:
     assert "<title>401 - Unauthorized</title>" in answer.body
 
 
-def test_token_of_another_instance_is_401(imds: Server, instance: Instance) -> None:
+def test_token_of_another_instance_is_401(imds: RoleportServer, instance: Instance) -> None:
     other = launch(imds, profile=False)
     assert get(instance.base, "latest/meta-data/instance-id", token(other.base)).status == 401
 
@@ -250,14 +250,14 @@ def test_put_anywhere_but_the_token_path_is_403(instance: Instance, path: str) -
     assert call(instance.base + path, "PUT", {"X-aws-ec2-metadata-token-ttl-seconds": "60"}).status == 403
 
 
-def test_http_tokens_required_refuses_v1(imds: Server, instance: Instance) -> None:
+def test_http_tokens_required_refuses_v1(imds: RoleportServer, instance: Instance) -> None:
     options(imds, instance.id, HttpTokens="required")
     answer = get(instance.base, "latest/meta-data/instance-id")
     assert answer.status == 401
     assert get(instance.base, "latest/meta-data/instance-id", token(instance.base)).body == instance.id
 
 
-def test_http_endpoint_disabled_is_403(imds: Server, instance: Instance) -> None:
+def test_http_endpoint_disabled_is_403(imds: RoleportServer, instance: Instance) -> None:
     issued = token(instance.base)
     options(imds, instance.id, HttpEndpoint="disabled")
     assert get(instance.base, "latest/meta-data/instance-id").status == 403
@@ -280,7 +280,7 @@ def test_root_and_latest_list_what_is_below(instance: Instance) -> None:
     assert get(instance.base, "latest/dynamic/instance-identity/").body == "document"
 
 
-def test_instance_identity_document(imds: Server, instance: Instance) -> None:
+def test_instance_identity_document(imds: RoleportServer, instance: Instance) -> None:
     found = imds.client("ec2").describe_instances(InstanceIds=[instance.id])["Reservations"][0]["Instances"][0]
     answer = get(instance.base, "latest/dynamic/instance-identity/document")
     document = answer.json()
@@ -311,7 +311,7 @@ def test_instance_identity_document(imds: Server, instance: Instance) -> None:
     assert '  "billingProducts" : null,\n' in answer.body
 
 
-def test_tags_are_served_only_when_enabled(imds: Server) -> None:
+def test_tags_are_served_only_when_enabled(imds: RoleportServer) -> None:
     tagged = launch(
         imds,
         profile=False,
@@ -334,14 +334,14 @@ def test_tags_are_served_only_when_enabled(imds: Server) -> None:
 # --- iam/ -------------------------------------------------------------------------------------------------------
 
 
-def test_no_profile_means_no_iam_category(imds: Server) -> None:
+def test_no_profile_means_no_iam_category(imds: RoleportServer) -> None:
     bare = launch(imds, profile=False)
     assert "iam/" not in get(bare.base, "latest/meta-data/").body.split("\n")
     for path in ("latest/meta-data/iam/", "latest/meta-data/iam/info", CREDENTIALS):
         assert get(bare.base, path).status == 404, path
 
 
-def test_iam_info_is_success_with_the_profile(imds: Server, instance: Instance) -> None:
+def test_iam_info_is_success_with_the_profile(imds: RoleportServer, instance: Instance) -> None:
     profile = imds.client("iam").get_instance_profile(InstanceProfileName=instance.profile)["InstanceProfile"]
     answer = get(instance.base, "latest/meta-data/iam/info")
     assert get(instance.base, "latest/meta-data/iam/").body == "info\nsecurity-credentials/"
@@ -381,14 +381,14 @@ def test_credentials_are_re_served_until_they_near_expiry(instance: Instance) ->
     assert again == first
 
 
-def test_concurrent_first_fetches_share_one_session(imds: Server) -> None:
+def test_concurrent_first_fetches_share_one_session(imds: RoleportServer) -> None:
     fresh = launch(imds)
     with ThreadPoolExecutor(8) as pool:
         keys = set(pool.map(lambda _: get(fresh.base, CREDENTIALS + str(fresh.role)).json()["AccessKeyId"], range(16)))
     assert len(keys) == 1
 
 
-def test_profile_without_role_says_so_in_info(imds: Server) -> None:
+def test_profile_without_role_says_so_in_info(imds: RoleportServer) -> None:
     empty = launch(imds, trust=None)
     info = get(empty.base, "latest/meta-data/iam/info").json()
     assert (info["Code"], info["Message"]) == ("Success", "Instance Profile does not contain a role.")
@@ -396,7 +396,7 @@ def test_profile_without_role_says_so_in_info(imds: Server) -> None:
     assert get(empty.base, CREDENTIALS).status == 404
 
 
-def test_role_that_does_not_trust_ec2_is_assume_role_unauthorized_access(imds: Server) -> None:
+def test_role_that_does_not_trust_ec2_is_assume_role_unauthorized_access(imds: RoleportServer) -> None:
     untrusted = launch(imds, trust=LAMBDA_TRUST)
     assert get(untrusted.base, CREDENTIALS).body == untrusted.role
     answer = get(untrusted.base, CREDENTIALS + str(untrusted.role))
@@ -407,13 +407,13 @@ def test_role_that_does_not_trust_ec2_is_assume_role_unauthorized_access(imds: S
     assert found["Message"] == f"EC2 cannot assume the role {untrusted.role}.  Please see documentation at {DOC_URL}."
 
 
-def test_trust_fixed_later_serves_credentials(imds: Server) -> None:
+def test_trust_fixed_later_serves_credentials(imds: RoleportServer) -> None:
     untrusted = launch(imds, trust=LAMBDA_TRUST)
     imds.client("iam").update_assume_role_policy(RoleName=untrusted.role, PolicyDocument=EC2_TRUST)
     assert get(untrusted.base, CREDENTIALS + str(untrusted.role)).json()["Code"] == "Success"
 
 
-def test_deleted_profile_is_instance_profile_not_found(imds: Server, instance: Instance) -> None:
+def test_deleted_profile_is_instance_profile_not_found(imds: RoleportServer, instance: Instance) -> None:
     iam = imds.client("iam")
     profile_id = iam.get_instance_profile(InstanceProfileName=instance.profile)["InstanceProfile"]["InstanceProfileId"]
     iam.remove_role_from_instance_profile(InstanceProfileName=instance.profile, RoleName=instance.role)
@@ -427,7 +427,7 @@ def test_deleted_profile_is_instance_profile_not_found(imds: Server, instance: I
     assert get(instance.base, CREDENTIALS).status == 404
 
 
-def test_replaced_association_serves_the_new_role(imds: Server, instance: Instance) -> None:
+def test_replaced_association_serves_the_new_role(imds: RoleportServer, instance: Instance) -> None:
     before = get(instance.base, CREDENTIALS + str(instance.role)).json()
     other = launch(imds, profile=True)  # only for its profile and role
     ec2 = imds.client("ec2")
@@ -443,7 +443,7 @@ def test_replaced_association_serves_the_new_role(imds: Server, instance: Instan
     assert get(instance.base, CREDENTIALS + str(instance.role)).status == 404
 
 
-def test_role_swapped_in_the_profile_serves_the_new_role(imds: Server, instance: Instance) -> None:
+def test_role_swapped_in_the_profile_serves_the_new_role(imds: RoleportServer, instance: Instance) -> None:
     iam = imds.client("iam")
     before = get(instance.base, CREDENTIALS + str(instance.role)).json()
     swapped = f"swapped-{uuid.uuid4().hex[:10]}"
@@ -454,7 +454,7 @@ def test_role_swapped_in_the_profile_serves_the_new_role(imds: Server, instance:
     assert after["Code"] == "Success" and after["AccessKeyId"] != before["AccessKeyId"]
 
 
-def test_credentials_are_replaced_once_they_near_expiry(short_lived: Server) -> None:
+def test_credentials_are_replaced_once_they_near_expiry(short_lived: RoleportServer) -> None:
     fresh = launch(short_lived)
     first = get(fresh.base, CREDENTIALS + str(fresh.role)).json()
     issued = datetime.strptime(first["LastUpdated"], "%Y-%m-%dT%H:%M:%SZ")
@@ -470,7 +470,7 @@ def test_credentials_are_replaced_once_they_near_expiry(short_lived: Server) -> 
 # --- instance states and the dedicated listener ---------------------------------------------------------------
 
 
-def test_stopped_instance_has_no_metadata_service(imds: Server, instance: Instance) -> None:
+def test_stopped_instance_has_no_metadata_service(imds: RoleportServer, instance: Instance) -> None:
     imds.client("ec2").stop_instances(InstanceIds=[instance.id])
     assert get(instance.base, "latest/meta-data/instance-id").status == 404
     dedicated = dedicated_endpoint(imds, instance.id).json()["Endpoint"]
@@ -478,18 +478,18 @@ def test_stopped_instance_has_no_metadata_service(imds: Server, instance: Instan
         _OPENER.open(dedicated + "latest/meta-data/instance-id", timeout=10)
 
 
-def test_unknown_instance_on_the_path_form_is_404(imds: Server) -> None:
-    assert call(f"{imds.url}/imds/i-0123456789abcdef0/latest/meta-data/").status == 404
+def test_unknown_instance_on_the_path_form_is_404(imds: RoleportServer) -> None:
+    assert call(f"{imds.endpoint_url}/imds/i-0123456789abcdef0/latest/meta-data/").status == 404
 
 
-def test_dedicated_listener_answers_for_its_instance(imds: Server, instance: Instance) -> None:
+def test_dedicated_listener_answers_for_its_instance(imds: RoleportServer, instance: Instance) -> None:
     endpoint = dedicated_endpoint(imds, instance.id)
     assert endpoint.status == 200
     found = endpoint.json()
     assert found["InstanceId"] == instance.id
     assert found["PathEndpoint"] == instance.base
     dedicated = found["Endpoint"]
-    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/", dedicated) and not dedicated.startswith(imds.url)
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/", dedicated) and not dedicated.startswith(imds.endpoint_url)
     answer = call(dedicated + TOKEN_PATH, "PUT", {"X-aws-ec2-metadata-token-ttl-seconds": "60"})
     assert answer.headers["server"] == "EC2ws"
     assert get(dedicated, "latest/meta-data/instance-id", answer.body).body == instance.id
@@ -498,7 +498,7 @@ def test_dedicated_listener_answers_for_its_instance(imds: Server, instance: Ins
     assert dedicated_endpoint(imds, instance.id).json()["Endpoint"] == dedicated  # kept, not reopened
 
 
-def test_dedicated_listener_keeps_connections_alive(imds: Server, instance: Instance) -> None:
+def test_dedicated_listener_keeps_connections_alive(imds: RoleportServer, instance: Instance) -> None:
     dedicated = dedicated_endpoint(imds, instance.id).json()["Endpoint"]
     host, port = dedicated.removeprefix("http://").rstrip("/").split(":")
     connection = http.client.HTTPConnection(host, int(port), timeout=10)
@@ -514,8 +514,8 @@ def test_dedicated_listener_keeps_connections_alive(imds: Server, instance: Inst
         connection.close()
 
 
-def test_metadata_endpoint_needs_the_root_signature(imds: Server, instance: Instance) -> None:
-    url = f"{imds.url}/_roleport/instances/{instance.id}/metadata-endpoint"
+def test_metadata_endpoint_needs_the_root_signature(imds: RoleportServer, instance: Instance) -> None:
+    url = f"{imds.endpoint_url}/_roleport/instances/{instance.id}/metadata-endpoint"
     unsigned = call(url)
     assert (unsigned.status, unsigned.json()["Error"]["Code"]) == (403, "MissingAuthenticationToken")
     wrong = dedicated_endpoint(imds, instance.id, secret="not-the-secret")
@@ -535,11 +535,11 @@ print(session.client("sts").get_caller_identity()["Arn"])
 """
 
 
-def instance_env(server: Server, metadata_endpoint: str) -> dict[str, str]:
+def instance_env(server: RoleportServer, metadata_endpoint: str) -> dict[str, str]:
     """The environment of code on the instance: no keys, no profiles, no config files."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(
-        AWS_ENDPOINT_URL=server.url,
+        AWS_ENDPOINT_URL=server.endpoint_url,
         AWS_EC2_METADATA_SERVICE_ENDPOINT=metadata_endpoint,
         AWS_DEFAULT_REGION="us-east-1",
         AWS_CONFIG_FILE=os.devnull,
@@ -548,7 +548,7 @@ def instance_env(server: Server, metadata_endpoint: str) -> dict[str, str]:
     return env
 
 
-def test_boto3_without_keys_finds_the_instance_role(imds: Server, instance: Instance) -> None:
+def test_boto3_without_keys_finds_the_instance_role(imds: RoleportServer, instance: Instance) -> None:
     done = subprocess.run(
         [sys.executable, "-c", _WHO_AM_I],
         env=instance_env(imds, instance.base),
@@ -563,7 +563,7 @@ def test_boto3_without_keys_finds_the_instance_role(imds: Server, instance: Inst
     ]
 
 
-def test_boto3_with_tokens_required_uses_imdsv2(imds: Server, instance: Instance) -> None:
+def test_boto3_with_tokens_required_uses_imdsv2(imds: RoleportServer, instance: Instance) -> None:
     options(imds, instance.id, HttpTokens="required")
     dedicated = dedicated_endpoint(imds, instance.id).json()["Endpoint"]
     done = subprocess.run(

@@ -21,7 +21,8 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from tests.conftest import ROOT_KEY, ROOT_SECRET, Server
+from roleport.testing import RoleportServer
+from tests.conftest import ROOT_KEY, ROOT_SECRET, start_server
 
 AMI = "ami-0abcdef1234567890"
 HUGE = 100 * 1024 * 1024
@@ -31,16 +32,16 @@ LIMIT = 1 << 20  # limits.MAX_BODY_BYTES
 # --- the server process, seen from outside ---------------------------------------------------------------------------
 
 
-def pid(server: Server) -> int:
+def pid(server: RoleportServer) -> int:
     assert server.process is not None
     return server.process.pid
 
 
-def fd_count(server: Server) -> int:
+def fd_count(server: RoleportServer) -> int:
     return len(os.listdir(f"/proc/{pid(server)}/fd"))
 
 
-def settled_fd_count(server: Server) -> int:
+def settled_fd_count(server: RoleportServer) -> int:
     """The descriptor count once the connections of the test's previous requests are closed on the server's side
     too (a client's close reaches the server a moment later)."""
     deadline, last, since = time.monotonic() + 3, fd_count(server), time.monotonic()
@@ -52,7 +53,7 @@ def settled_fd_count(server: Server) -> int:
     return last
 
 
-def rss_bytes(server: Server) -> int:
+def rss_bytes(server: RoleportServer) -> int:
     for line in Path(f"/proc/{pid(server)}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
@@ -123,13 +124,13 @@ def signed_post(url: str, body: bytes = b"") -> Any:
         return json.load(response)
 
 
-def listener(server: Server, instance_id: str) -> tuple[str, int]:
-    endpoint = signed_get(f"{server.url}/_roleport/instances/{instance_id}/metadata-endpoint")["Endpoint"]
+def listener(server: RoleportServer, instance_id: str) -> tuple[str, int]:
+    endpoint = signed_get(f"{server.endpoint_url}/_roleport/instances/{instance_id}/metadata-endpoint")["Endpoint"]
     host, _, port = endpoint.removeprefix("http://").rstrip("/").rpartition(":")
     return host, int(port)
 
 
-def launch(server: Server, count: int) -> list[str]:
+def launch(server: RoleportServer, count: int) -> list[str]:
     reservation = server.client("ec2").run_instances(ImageId=AMI, MinCount=count, MaxCount=count)
     return [instance["InstanceId"] for instance in reservation["Instances"]]
 
@@ -145,7 +146,7 @@ def head(path: str, length: int | None, extra: str = "") -> bytes:
     ).encode()
 
 
-def test_a_100_mb_content_length_is_refused_at_once_as_aws_does(server: Server) -> None:
+def test_a_100_mb_content_length_is_refused_at_once_as_aws_does(server: RoleportServer) -> None:
     started = time.monotonic()
     answer = exchange(server.port, head("/", HUGE), b"Action=ListRoles&Version=2010-05-08")
     assert time.monotonic() - started < 5  # answered from the head, not after waiting for 100 MB
@@ -156,8 +157,10 @@ def test_a_100_mb_content_length_is_refused_at_once_as_aws_does(server: Server) 
     assert b"<ErrorResponse" in answer and b"<RequestId>" in answer
 
 
-def test_the_ec2_refusal_has_ec2s_envelope(server: Server) -> None:
-    request = AWSRequest(method="POST", url=server.url + "/", data=b"Action=DescribeInstances&Version=2016-11-15")
+def test_the_ec2_refusal_has_ec2s_envelope(server: RoleportServer) -> None:
+    request = AWSRequest(
+        method="POST", url=server.endpoint_url + "/", data=b"Action=DescribeInstances&Version=2016-11-15"
+    )
     SigV4Auth(Credentials(ROOT_KEY, ROOT_SECRET), "ec2", "us-east-1").add_auth(request)
     auth, date = request.headers["Authorization"], request.headers["X-Amz-Date"]
     answer = exchange(server.port, head("/", HUGE, f"Authorization: {auth}\r\nX-Amz-Date: {date}\r\n"))
@@ -174,25 +177,25 @@ def test_the_ec2_refusal_has_ec2s_envelope(server: Server) -> None:
         ("/imds/i-0123456789abcdef0/latest/api/token", b"<h1>413 - Request Entity Too Large</h1>"),
     ],
 )
-def test_every_route_refuses_a_large_content_length(server: Server, path: str, marker: bytes) -> None:
+def test_every_route_refuses_a_large_content_length(server: RoleportServer, path: str, marker: bytes) -> None:
     answer = exchange(server.port, head(path, HUGE), b"x" * 1000)
     assert status_of(answer) == 413
     assert marker in answer
 
 
 @pytest.mark.parametrize("path", ["/", "/console/signin", "/_roleport/reset"])
-def test_a_chunked_body_over_the_limit_is_refused(server: Server, path: str) -> None:
+def test_a_chunked_body_over_the_limit_is_refused(server: RoleportServer, path: str) -> None:
     answer = send_until_answered(server.port, head(path, None), chunked(LIMIT + 65536))
     assert status_of(answer) == 413
 
 
-def test_a_chunked_body_within_the_limit_is_read(server: Server) -> None:
+def test_a_chunked_body_within_the_limit_is_read(server: RoleportServer) -> None:
     answer = exchange(server.port, head("/", None, "Connection: close\r\n"), chunked(LIMIT - 1024))
     assert status_of(answer) == 400  # not a form, so refused for that, not for its size
     assert b"<Code>InvalidAction</Code>" in answer
 
 
-def test_the_server_does_not_keep_a_refused_body(server: Server) -> None:
+def test_the_server_does_not_keep_a_refused_body(server: RoleportServer) -> None:
     before = rss_bytes(server)
     for _ in range(2):
         with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
@@ -207,7 +210,7 @@ def test_the_server_does_not_keep_a_refused_body(server: Server) -> None:
     assert grown < 30 * 1024 * 1024, f"server grew by {grown / 2**20:.0f} MiB"
 
 
-def test_a_metadata_listener_refuses_large_bodies(imds_server: Server) -> None:
+def test_a_metadata_listener_refuses_large_bodies(imds_server: RoleportServer) -> None:
     (instance_id,) = launch(imds_server, 1)
     _, port = listener(imds_server, instance_id)
     answer = exchange(port, head("/latest/api/token", HUGE))
@@ -221,12 +224,12 @@ def test_a_metadata_listener_refuses_large_bodies(imds_server: Server) -> None:
 
 
 @pytest.fixture
-def imds_server(backend: str | None, make_server: Callable[..., Server]) -> Server:
+def imds_server(backend: str | None, make_server: Callable[..., RoleportServer]) -> RoleportServer:
     """A server of the test's own (descriptor counts must not see other tests' work), on the session's backend."""
-    return make_server(database_url=backend, extra_args=["--state-transition-seconds", "0"])
+    return make_server(database_url=backend, state_transition_seconds=0)
 
 
-def test_listeners_of_terminated_instances_are_closed(imds_server: Server) -> None:
+def test_listeners_of_terminated_instances_are_closed(imds_server: RoleportServer) -> None:
     ec2 = imds_server.client("ec2")
     baseline = settled_fd_count(imds_server)
     ids = launch(imds_server, 8)
@@ -242,10 +245,10 @@ def test_listeners_of_terminated_instances_are_closed(imds_server: Server) -> No
     assert status_of(exchange(port, request)) == 200
 
 
-def test_a_terminated_instance_gets_no_listener(imds_server: Server) -> None:
+def test_a_terminated_instance_gets_no_listener(imds_server: RoleportServer) -> None:
     (instance_id,) = launch(imds_server, 1)
     imds_server.client("ec2").terminate_instances(InstanceIds=[instance_id])
-    url = f"{imds_server.url}/_roleport/instances/{instance_id}/metadata-endpoint"
+    url = f"{imds_server.endpoint_url}/_roleport/instances/{instance_id}/metadata-endpoint"
     with pytest.raises(urllib.error.HTTPError) as refused:
         signed_get(url)
     assert refused.value.code == 400
@@ -253,19 +256,19 @@ def test_a_terminated_instance_gets_no_listener(imds_server: Server) -> None:
     refused.value.close()
 
 
-def test_a_reset_closes_every_listener(imds_server: Server) -> None:
+def test_a_reset_closes_every_listener(imds_server: RoleportServer) -> None:
     baseline = settled_fd_count(imds_server)
     ids = launch(imds_server, 5)
     ports = [listener(imds_server, instance_id)[1] for instance_id in ids]
     assert all(listening_address(imds_server, port) == "127.0.0.1" for port in ports)
-    signed_post(f"{imds_server.url}/_roleport/reset")
+    signed_post(f"{imds_server.endpoint_url}/_roleport/reset")
     for port in ports:  # closed before the reset answers, not at the next sweep
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection(("127.0.0.1", port), timeout=5).close()
     assert wait_for(lambda: fd_count(imds_server) <= baseline, 5), (baseline, fd_count(imds_server))
 
 
-def listening_address(server: Server, port: int) -> str:
+def listening_address(server: RoleportServer, port: int) -> str:
     """The local address a listening TCP socket of the server process is bound to, from /proc/PID/net/tcp."""
     for line in Path(f"/proc/{pid(server)}/net/tcp").read_text().splitlines()[1:]:
         fields = line.split()
@@ -276,9 +279,9 @@ def listening_address(server: Server, port: int) -> str:
 
 
 def test_listeners_bind_loopback_even_when_the_server_binds_every_address(
-    make_server: Callable[..., Server],
+    make_server: Callable[..., RoleportServer],
 ) -> None:
-    server = make_server(extra_args=["--host", "0.0.0.0", "--state-transition-seconds", "0"])
+    server = make_server(host="0.0.0.0", state_transition_seconds=0)
     assert listening_address(server, server.port) == "0.0.0.0"
     (instance_id,) = launch(server, 1)
     host, port = listener(server, instance_id)
@@ -292,9 +295,8 @@ TIMEOUT = 2.0  # long enough for 40 connections to open on a loaded machine befo
 
 
 @pytest.fixture
-def timed(tmp_path: Path) -> Iterator[Server]:
-    args = ["--request-timeout", str(TIMEOUT), "--state-transition-seconds", "0"]
-    running = Server(data_dir=tmp_path / "data", extra_args=args).start()
+def timed(tmp_path: Path) -> Iterator[RoleportServer]:
+    running = start_server(tmp_path / "data", request_timeout=TIMEOUT, state_transition_seconds=0)
     yield running
     running.stop()
 
@@ -324,7 +326,7 @@ def closed_by_server(sock: socket.socket) -> bool:
 
 
 @pytest.mark.parametrize("where", ["main", "listener"])
-def test_half_sent_requests_are_closed_after_the_request_timeout(timed: Server, where: str) -> None:
+def test_half_sent_requests_are_closed_after_the_request_timeout(timed: RoleportServer, where: str) -> None:
     port = timed.port
     if where == "listener":
         (instance_id,) = launch(timed, 1)
@@ -342,7 +344,7 @@ def test_half_sent_requests_are_closed_after_the_request_timeout(timed: Server, 
     assert timed.health()["status"] == "ok"
 
 
-def test_a_trickled_request_is_closed_though_bytes_keep_coming(timed: Server) -> None:
+def test_a_trickled_request_is_closed_though_bytes_keep_coming(timed: RoleportServer) -> None:
     with socket.create_connection(("127.0.0.1", timed.port), timeout=10) as sock:
         started = time.monotonic()
         try:
@@ -357,7 +359,7 @@ def test_a_trickled_request_is_closed_though_bytes_keep_coming(timed: Server) ->
         assert time.monotonic() - started < 5 * TIMEOUT
 
 
-def test_a_kept_alive_connection_serves_requests_that_arrive_in_time(timed: Server) -> None:
+def test_a_kept_alive_connection_serves_requests_that_arrive_in_time(timed: RoleportServer) -> None:
     connection = http.client.HTTPConnection("127.0.0.1", timed.port, timeout=10)
     try:
         for _ in range(3):
@@ -371,7 +373,7 @@ def test_a_kept_alive_connection_serves_requests_that_arrive_in_time(timed: Serv
         connection.close()
 
 
-def test_a_head_without_end_is_refused_past_its_limit(timed: Server) -> None:
+def test_a_head_without_end_is_refused_past_its_limit(timed: RoleportServer) -> None:
     before = rss_bytes(timed)
     with socket.create_connection(("127.0.0.1", timed.port), timeout=10) as sock:
         started = time.monotonic()
@@ -400,7 +402,7 @@ def test_a_head_without_end_is_refused_past_its_limit(timed: Server) -> None:
     assert status_of(answer) == 200
 
 
-def test_a_head_over_its_limit_in_one_write_is_refused(timed: Server) -> None:
+def test_a_head_over_its_limit_in_one_write_is_refused(timed: RoleportServer) -> None:
     """The bound holds for a head that arrives in one read too, not only across reads."""
     long_header = b"X-Long: " + b"a" * 70000 + b"\r\n"
     head = b"GET /_roleport/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" + long_header + b"\r\n"
@@ -415,7 +417,7 @@ def head_of_post(length: int) -> bytes:
     return f"POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {length}\r\n\r\n".encode()
 
 
-def test_a_pipelined_request_cut_short_is_closed_by_its_deadline(timed: Server) -> None:
+def test_a_pipelined_request_cut_short_is_closed_by_its_deadline(timed: RoleportServer) -> None:
     """A request whose head arrives with the end of the one before it still has a deadline for its body."""
     with socket.create_connection(("127.0.0.1", timed.port), timeout=10) as sock:
         sock.sendall(

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import EC2_TRUST, Server
+from roleport.testing import RoleportServer
+from tests.conftest import EC2_TRUST
 from tests.e2e.helpers import error_of
 from tests.e2e.principals import allow, client_as, user_with_key
 
@@ -49,7 +50,7 @@ def assumable(iam: Any, name: Callable[[str], str]) -> str:
 
 
 @pytest.fixture
-def sts(server: Server, iam: Any, name: Callable[[str], str]) -> Any:
+def sts(server: RoleportServer, iam: Any, name: Callable[[str], str]) -> Any:
     """STS as a user who may assume roles (the root may not)."""
     return client_as(server, "sts", user_with_key(server, iam, name("assumer"), allow("sts:AssumeRole")))
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from roleport.testing import RoleportServer
-from tests.conftest import EC2_TRUST, Server
+from tests.conftest import EC2_TRUST
 from tests.e2e.helpers import error_of
 from tests.e2e.principals import allow, client_as, user_with_key
 
@@ -18,7 +18,7 @@ def _profile(iam: Any, name: str) -> dict[str, Any]:
     return dict(iam.get_instance_profile(InstanceProfileName=name)["InstanceProfile"])
 
 
-def test_a_repeated_read_gives_the_same_answer_under_a_new_request_id(server: Server, name: Any) -> None:
+def test_a_repeated_read_gives_the_same_answer_under_a_new_request_id(server: RoleportServer, name: Any) -> None:
     iam = server.client("iam")
     iam.create_instance_profile(InstanceProfileName=name("same"), Tags=[{"Key": "k", "Value": "v"}])
     answers = [iam.get_instance_profile(InstanceProfileName=name("same")) for _ in range(5)]
@@ -26,7 +26,7 @@ def test_a_repeated_read_gives_the_same_answer_under_a_new_request_id(server: Se
     assert len({answer["ResponseMetadata"]["RequestId"] for answer in answers}) == 5
 
 
-def test_every_kind_of_write_is_seen_by_the_next_read(server: Server, name: Any) -> None:
+def test_every_kind_of_write_is_seen_by_the_next_read(server: RoleportServer, name: Any) -> None:
     iam = server.client("iam")
     profile, role = name("seen"), name("seen-role")
     iam.create_role(RoleName=role, AssumeRolePolicyDocument=EC2_TRUST)
@@ -50,7 +50,7 @@ def test_every_kind_of_write_is_seen_by_the_next_read(server: Server, name: Any)
     assert _profile(iam, profile)["InstanceProfileId"] != first_id
 
 
-def test_a_failed_read_is_not_kept(server: Server, name: Any) -> None:
+def test_a_failed_read_is_not_kept(server: RoleportServer, name: Any) -> None:
     iam = server.client("iam")
     assert error_of(iam.get_instance_profile, InstanceProfileName=name("later"))["Code"] == "NoSuchEntity"
     iam.create_instance_profile(InstanceProfileName=name("later"))
@@ -59,17 +59,17 @@ def test_a_failed_read_is_not_kept(server: Server, name: Any) -> None:
         assert error_of(iam.get_instance_profile, InstanceProfileName="bad name")["Code"] == "ValidationError"
 
 
-def test_a_kept_answer_still_needs_a_good_signature(server: Server, name: Any) -> None:
+def test_a_kept_answer_still_needs_a_good_signature(server: RoleportServer, name: Any) -> None:
     iam = server.client("iam")
     iam.create_instance_profile(InstanceProfileName=name("signed"))
     _profile(iam, name("signed"))
     _profile(iam, name("signed"))
-    forged = server.client("iam", secret="not-the-secret")
+    forged = server.client("iam", secret_key="not-the-secret")
     error = error_of(forged.get_instance_profile, InstanceProfileName=name("signed"))
     assert error["Code"] == "SignatureDoesNotMatch" and error["Status"] == 403
 
 
-def test_a_user_is_authorized_on_every_read(server: Server, name: Any) -> None:
+def test_a_user_is_authorized_on_every_read(server: RoleportServer, name: Any) -> None:
     iam = server.client("iam")
     iam.create_instance_profile(InstanceProfileName=name("guarded"))
     user = user_with_key(server, iam, name("reader"), allow("iam:GetInstanceProfile"))
@@ -104,7 +104,7 @@ def test_a_reset_is_seen_at_once(tmp_path: Any) -> None:
 
 @pytest.mark.parametrize("flag", ["--no-read-cache", "--read-cache"])
 def test_the_cache_can_be_turned_off(make_server: Any, flag: str) -> None:
-    iam = make_server(extra_args=[flag]).client("iam")
+    iam = make_server(**{flag.removeprefix("--").replace("-", "_"): True}).client("iam")
     iam.create_instance_profile(InstanceProfileName="either")
     assert _profile(iam, "either") == _profile(iam, "either")
     iam.tag_instance_profile(InstanceProfileName="either", Tags=[{"Key": "k", "Value": "v"}])

@@ -11,13 +11,15 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from botocore.config import Config
 
-from tests.conftest import EC2_TRUST, ROOT_KEY, ROOT_SECRET, Server
+from roleport.testing import RoleportServer
+from tests.conftest import EC2_TRUST, ROOT_KEY, ROOT_SECRET
 from tests.e2e.helpers import error_of, signed_post
 
 
-def raw_post(server: Server, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, str]:
-    request = urllib.request.Request(server.url + "/", data=body, method="POST", headers=headers or {})
+def raw_post(server: RoleportServer, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, str]:
+    request = urllib.request.Request(server.endpoint_url + "/", data=body, method="POST", headers=headers or {})
     request.add_header("Content-Type", "application/x-www-form-urlencoded")
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
@@ -27,7 +29,7 @@ def raw_post(server: Server, body: bytes, headers: dict[str, str] | None = None)
             return error.code, error.read().decode()
 
 
-def test_health_reports_version_services_and_store(server: Server) -> None:
+def test_health_reports_version_services_and_store(server: RoleportServer) -> None:
     health = server.health()
     assert health["services"] == ["iam", "sts", "ec2"]
     assert health["store"] in ("sqlite", "postgresql")
@@ -43,8 +45,8 @@ def test_root_caller_identity(sts: Any) -> None:
     )
 
 
-def test_unknown_access_key_is_invalid_client_token_id(server: Server) -> None:
-    iam = server.client("iam", key="AKIAUNKNOWNUNKNOWN00", secret="x" * 40)
+def test_unknown_access_key_is_invalid_client_token_id(server: RoleportServer) -> None:
+    iam = server.client("iam", access_key="AKIAUNKNOWNUNKNOWN00", secret_key="x" * 40)
     assert error_of(iam.list_roles) == {
         "Code": "InvalidClientTokenId",
         "Message": "The security token included in the request is invalid.",
@@ -52,51 +54,51 @@ def test_unknown_access_key_is_invalid_client_token_id(server: Server) -> None:
     }
 
 
-def test_wrong_secret_is_signature_does_not_match(server: Server) -> None:
-    iam = server.client("iam", key=ROOT_KEY, secret="not-the-secret")
+def test_wrong_secret_is_signature_does_not_match(server: RoleportServer) -> None:
+    iam = server.client("iam", access_key=ROOT_KEY, secret_key="not-the-secret")
     error = error_of(iam.list_roles)
     assert (error["Code"], error["Status"]) == ("SignatureDoesNotMatch", 403)
     assert error["Message"].startswith("The request signature we calculated does not match the signature you provided.")
 
 
-def test_ec2_with_unknown_key_is_auth_failure(server: Server) -> None:
-    ec2 = server.client("ec2", key="AKIAUNKNOWNUNKNOWN00", secret="x" * 40)
+def test_ec2_with_unknown_key_is_auth_failure(server: RoleportServer) -> None:
+    ec2 = server.client("ec2", access_key="AKIAUNKNOWNUNKNOWN00", secret_key="x" * 40)
     error = error_of(ec2.describe_instances)
     assert (error["Code"], error["Status"]) == ("AuthFailure", 401)
 
 
-def test_unsigned_request_is_missing_authentication_token(server: Server) -> None:
+def test_unsigned_request_is_missing_authentication_token(server: RoleportServer) -> None:
     status, body = raw_post(server, b"Action=ListRoles&Version=2010-05-08")
     assert status == 403
     assert "<Code>MissingAuthenticationToken</Code>" in body
     assert "<ErrorResponse" in body and "<RequestId>" in body
 
 
-def test_unsigned_failed_call_changes_nothing(server: Server, iam: Any, name: Any) -> None:
+def test_unsigned_failed_call_changes_nothing(server: RoleportServer, iam: Any, name: Any) -> None:
     raw_post(server, f"Action=CreateInstanceProfile&Version=2010-05-08&InstanceProfileName={name('x')}".encode())
     assert error_of(iam.get_instance_profile, InstanceProfileName=name("x"))["Code"] == "NoSuchEntity"
 
 
-def test_unknown_action_is_invalid_action(server: Server) -> None:
+def test_unknown_action_is_invalid_action(server: RoleportServer) -> None:
     form = {"Action": "FlyToTheMoon", "Version": "2010-05-08"}
-    status, body = signed_post(server.url, "iam", form, ROOT_KEY, ROOT_SECRET)
+    status, body = signed_post(server.endpoint_url, "iam", form, ROOT_KEY, ROOT_SECRET)
     assert status == 400
     assert "<Code>InvalidAction</Code>" in body
     assert "<Message>The action FlyToTheMoon is not valid for this web service.</Message>" in body
 
 
-def test_iam_response_envelope_is_aws_shaped(server: Server) -> None:
+def test_iam_response_envelope_is_aws_shaped(server: RoleportServer) -> None:
     status, body = signed_post(
-        server.url, "iam", {"Action": "ListRoles", "Version": "2010-05-08"}, ROOT_KEY, ROOT_SECRET
+        server.endpoint_url, "iam", {"Action": "ListRoles", "Version": "2010-05-08"}, ROOT_KEY, ROOT_SECRET
     )
     assert status == 200
     assert body.startswith('<ListRolesResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><ListRolesResult>')
     assert "<ResponseMetadata><RequestId>" in body
 
 
-def test_ec2_error_envelope_is_aws_shaped(server: Server) -> None:
+def test_ec2_error_envelope_is_aws_shaped(server: RoleportServer) -> None:
     status, body = signed_post(
-        server.url, "ec2", {"Action": "DescribeVpcs", "Version": "2016-11-15"}, ROOT_KEY, ROOT_SECRET
+        server.endpoint_url, "ec2", {"Action": "DescribeVpcs", "Version": "2016-11-15"}, ROOT_KEY, ROOT_SECRET
     )
     assert status == 501
     assert "<Response><Errors><Error><Code>NotImplemented</Code>" in body
@@ -131,17 +133,8 @@ def test_state_survives_restart(make_server: Any) -> None:
 
 def test_root_credentials_are_generated_once_and_private(make_server: Any, tmp_path: Any) -> None:
     data_dir = tmp_path / "gen"
-    running = Server(data_dir=data_dir)
-    running.command = lambda: [  # type: ignore[method-assign]  # no keys given: the server makes its own pair
-        sys.executable,
-        "-m",
-        "roleport",
-        "serve",
-        "--port",
-        str(running.port),
-        "--data-dir",
-        str(data_dir),
-    ]
+    # No keys given: the server makes its own pair, and reads it back from its data dir on a restart.
+    running = RoleportServer(data_dir=data_dir, access_key=None, secret_key=None, log_file=tmp_path / "gen.log")
     env = [sys.executable, "-m", "roleport", "env", "--data-dir", str(data_dir)]
     try:
         for _ in range(2):  # the pair survives a restart
@@ -151,15 +144,15 @@ def test_root_credentials_are_generated_once_and_private(make_server: Any, tmp_p
             assert f"export AWS_ACCESS_KEY_ID={keys['AccessKeyId']}" in printed
             assert keys["AccessKeyId"].startswith("AKIA") and len(keys["SecretAccessKey"]) == 40
             assert (data_dir / "root-credentials.json").stat().st_mode & 0o777 == 0o600
-            sts = running.client("sts", key=keys["AccessKeyId"], secret=keys["SecretAccessKey"])
+            sts = running.client("sts", access_key=keys["AccessKeyId"], secret_key=keys["SecretAccessKey"])
             assert sts.get_caller_identity()["Arn"] == "arn:aws:iam::123456789012:root"
             running.stop()
     finally:
         running.stop()
 
 
-def test_twenty_concurrent_add_role_calls_have_exactly_one_winner(server: Server, name: Any) -> None:
-    iam = server.client("iam", max_pool_connections=20)
+def test_twenty_concurrent_add_role_calls_have_exactly_one_winner(server: RoleportServer, name: Any) -> None:
+    iam = server.client("iam", config=Config(max_pool_connections=20))
     iam.create_instance_profile(InstanceProfileName=name("race"))
     roles = [name(f"racer{i}") for i in range(20)]
     for role in roles:
@@ -190,13 +183,13 @@ def test_two_servers_on_one_database_share_state_and_invariants(make_server: Any
 
 
 @pytest.mark.parametrize("service", ["ec2"])
-def test_unimplemented_operation_is_aws_shaped_not_a_crash(server: Server, service: str) -> None:
+def test_unimplemented_operation_is_aws_shaped_not_a_crash(server: RoleportServer, service: str) -> None:
     error = error_of(server.client(service).describe_vpcs)
     assert error["Code"] == "NotImplemented" and error["Status"] == 501
 
 
 def test_adjusted_quota_is_enforced(make_server: Any) -> None:
-    small = make_server(extra_args=["--quota", "instance-profiles-per-account=2"])
+    small = make_server(quota="instance-profiles-per-account=2")
     iam = small.client("iam")
     iam.create_instance_profile(InstanceProfileName="one")
     iam.create_instance_profile(InstanceProfileName="two")

@@ -11,7 +11,8 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from tests.conftest import EC2_TRUST, ROOT_KEY, ROOT_SECRET, Server
+from roleport.testing import RoleportServer
+from tests.conftest import EC2_TRUST, ROOT_KEY, ROOT_SECRET, cli_env
 from tests.e2e.helpers import error_of, signed_post
 
 IAM = {"Version": "2010-05-08"}
@@ -24,10 +25,10 @@ def code_and_message(body: str) -> tuple[str, str]:
     return code, message
 
 
-def client(server: Server, service: str, region: str) -> Any:
+def client(server: RoleportServer, service: str, region: str) -> Any:
     return boto3.client(
         service,
-        endpoint_url=server.url,
+        endpoint_url=server.endpoint_url,
         region_name=region,
         aws_access_key_id=ROOT_KEY,
         aws_secret_access_key=ROOT_SECRET,
@@ -36,30 +37,32 @@ def client(server: Server, service: str, region: str) -> Any:
 
 
 def test_a_body_swapped_under_unsigned_payload_is_refused_and_changes_nothing(
-    server: Server, iam: Any, name: Any
+    server: RoleportServer, iam: Any, name: Any
 ) -> None:
     role = name("kept")
     iam.create_role(RoleName=role, AssumeRolePolicyDocument=EC2_TRUST)
     swapped = f"Action=DeleteRole&Version=2010-05-08&RoleName={role}".encode()
     form = {**IAM, "Action": "GetRole", "RoleName": role}
-    status, body = signed_post(server.url, "iam", form, ROOT_KEY, ROOT_SECRET, unsigned_payload=True, sent_body=swapped)
+    status, body = signed_post(
+        server.endpoint_url, "iam", form, ROOT_KEY, ROOT_SECRET, unsigned_payload=True, sent_body=swapped
+    )
     assert status == 403 and code_and_message(body)[0] == "SignatureDoesNotMatch"
     assert iam.get_role(RoleName=role)["Role"]["RoleName"] == role
 
 
 @pytest.mark.parametrize("service", ["iam", "sts", "ec2"])
-def test_an_unsigned_payload_is_refused_even_with_its_own_body(server: Server, service: str) -> None:
+def test_an_unsigned_payload_is_refused_even_with_its_own_body(server: RoleportServer, service: str) -> None:
     form = {"iam": {**IAM, "Action": "ListRoles"}, "sts": {"Action": "GetCallerIdentity", "Version": "2011-06-15"}}
     status, body = signed_post(
-        server.url, service, form.get(service, EC2), ROOT_KEY, ROOT_SECRET, unsigned_payload=True
+        server.endpoint_url, service, form.get(service, EC2), ROOT_KEY, ROOT_SECRET, unsigned_payload=True
     )
     expected = ("AuthFailure", 401) if service == "ec2" else ("SignatureDoesNotMatch", 403)
     assert (code_and_message(body)[0], status) == expected
 
 
-def test_iam_scoped_to_no_region_is_signature_does_not_match(server: Server) -> None:
+def test_iam_scoped_to_no_region_is_signature_does_not_match(server: RoleportServer) -> None:
     status, body = signed_post(
-        server.url, "iam", {**IAM, "Action": "ListRoles"}, ROOT_KEY, ROOT_SECRET, region="mars-1"
+        server.endpoint_url, "iam", {**IAM, "Action": "ListRoles"}, ROOT_KEY, ROOT_SECRET, region="mars-1"
     )
     assert status == 403
     assert code_and_message(body) == (
@@ -69,8 +72,10 @@ def test_iam_scoped_to_no_region_is_signature_does_not_match(server: Server) -> 
 
 
 @pytest.mark.parametrize("scope_service", ["foo", "roleport", "s3"])
-def test_iam_scoped_to_another_service_is_signature_does_not_match(server: Server, scope_service: str) -> None:
-    status, body = signed_post(server.url, scope_service, {**IAM, "Action": "ListRoles"}, ROOT_KEY, ROOT_SECRET)
+def test_iam_scoped_to_another_service_is_signature_does_not_match(server: RoleportServer, scope_service: str) -> None:
+    status, body = signed_post(
+        server.endpoint_url, scope_service, {**IAM, "Action": "ListRoles"}, ROOT_KEY, ROOT_SECRET
+    )
     assert status == 403
     assert code_and_message(body) == (
         "SignatureDoesNotMatch",
@@ -78,9 +83,9 @@ def test_iam_scoped_to_another_service_is_signature_does_not_match(server: Serve
     )
 
 
-def test_both_scope_problems_are_reported_together(server: Server) -> None:
+def test_both_scope_problems_are_reported_together(server: RoleportServer) -> None:
     form = {**IAM, "Action": "ListRoles"}
-    status, body = signed_post(server.url, "foo", form, ROOT_KEY, ROOT_SECRET, region="nowhere")
+    status, body = signed_post(server.endpoint_url, "foo", form, ROOT_KEY, ROOT_SECRET, region="nowhere")
     assert (status, code_and_message(body)[1]) == (
         403,
         "Credential should be scoped to a valid region, not 'nowhere'. "
@@ -88,25 +93,27 @@ def test_both_scope_problems_are_reported_together(server: Server) -> None:
     )
 
 
-def test_a_refused_scope_changes_nothing(server: Server, iam: Any, name: Any) -> None:
+def test_a_refused_scope_changes_nothing(server: RoleportServer, iam: Any, name: Any) -> None:
     role = name("scoped")
     form = {**IAM, "Action": "CreateRole", "RoleName": role, "AssumeRolePolicyDocument": EC2_TRUST}
     for service, region in (("iam", "mars-1"), ("ec2", "us-east-1")):
-        status, _ = signed_post(server.url, service, form, ROOT_KEY, ROOT_SECRET, region=region)
+        status, _ = signed_post(server.endpoint_url, service, form, ROOT_KEY, ROOT_SECRET, region=region)
         assert status in (400, 403)
     assert error_of(iam.get_role, RoleName=role)["Code"] == "NoSuchEntity"
 
 
 @pytest.mark.parametrize(("service", "region"), [("ec2", "eu-west-1"), ("ec2", "mars-1"), ("foo", "us-east-1")])
-def test_ec2_scoped_to_another_region_or_service_is_auth_failure(server: Server, service: str, region: str) -> None:
-    status, body = signed_post(server.url, service, EC2, ROOT_KEY, ROOT_SECRET, region=region)
+def test_ec2_scoped_to_another_region_or_service_is_auth_failure(
+    server: RoleportServer, service: str, region: str
+) -> None:
+    status, body = signed_post(server.endpoint_url, service, EC2, ROOT_KEY, ROOT_SECRET, region=region)
     assert (status, code_and_message(body)) == (
         401,
         ("AuthFailure", "AWS was not able to validate the provided access credentials"),
     )
 
 
-def test_boto3_configured_for_another_region_works_where_aws_would_answer(server: Server) -> None:
+def test_boto3_configured_for_another_region_works_where_aws_would_answer(server: RoleportServer) -> None:
     # Pointed at a custom endpoint, botocore signs IAM with the configured region, not us-east-1.
     assert "Roles" in client(server, "iam", "eu-west-1").list_roles()
     assert client(server, "sts", "eu-west-1").get_caller_identity()["Account"] == "123456789012"
@@ -118,15 +125,15 @@ def test_boto3_configured_for_another_region_works_where_aws_would_answer(server
 
 
 def test_a_server_for_another_region_serves_ec2_there_only(make_server: Any) -> None:
-    server = make_server(extra_args=["--region", "eu-west-1"])
+    server = make_server(region="eu-west-1")
     assert "Reservations" in client(server, "ec2", "eu-west-1").describe_instances()
     assert error_of(client(server, "ec2", "us-east-1").describe_instances)["Code"] == "AuthFailure"
     assert "Roles" in client(server, "iam", "us-east-1").list_roles()
     assert client(server, "sts", "us-east-1").get_caller_identity()["Account"] == "123456789012"
 
 
-def test_aws_cli_configured_for_another_region(server: Server) -> None:
-    env = {**server.cli_env(), "AWS_DEFAULT_REGION": "eu-west-1"}
+def test_aws_cli_configured_for_another_region(server: RoleportServer) -> None:
+    env = {**cli_env(server), "AWS_DEFAULT_REGION": "eu-west-1"}
 
     def aws(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(["aws", *args, "--output", "json"], env=env, capture_output=True, text=True, timeout=60)

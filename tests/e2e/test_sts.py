@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.conftest import EC2_TRUST, Server
+from roleport.testing import RoleportServer
+from tests.conftest import EC2_TRUST
 from tests.e2e.helpers import error_of
 from tests.e2e.principals import allow, client_as, policy, session_credentials, user_with_key
 
@@ -15,7 +16,7 @@ def trust_for(principal: Any) -> str:
     return policy({"Effect": "Allow", "Principal": {"AWS": principal}, "Action": "sts:AssumeRole"})
 
 
-def test_assume_role_named_directly_in_trust(server: Server, iam: Any, name: Any) -> None:
+def test_assume_role_named_directly_in_trust(server: RoleportServer, iam: Any, name: Any) -> None:
     caller = name("direct")
     creds = user_with_key(server, iam, caller)  # no identity policy needed when the trust names the user
     role = iam.create_role(
@@ -32,7 +33,7 @@ def test_assume_role_named_directly_in_trust(server: Server, iam: Any, name: Any
     assert identity["UserId"] == f"{role['Role']['RoleId']}:s1"
 
 
-def test_account_trust_needs_identity_permission(server: Server, iam: Any, name: Any) -> None:
+def test_account_trust_needs_identity_permission(server: RoleportServer, iam: Any, name: Any) -> None:
     role = iam.create_role(RoleName=name("acct"), AssumeRolePolicyDocument=trust_for(ACCOUNT))["Role"]
     without = user_with_key(server, iam, name("without"))
     error = error_of(client_as(server, "sts", without).assume_role, RoleArn=role["Arn"], RoleSessionName="x1")
@@ -41,7 +42,7 @@ def test_account_trust_needs_identity_permission(server: Server, iam: Any, name:
     client_as(server, "sts", with_permission).assume_role(RoleArn=role["Arn"], RoleSessionName="x2")
 
 
-def test_trust_not_naming_caller_is_access_denied(server: Server, iam: Any, name: Any) -> None:
+def test_trust_not_naming_caller_is_access_denied(server: RoleportServer, iam: Any, name: Any) -> None:
     role = iam.create_role(RoleName=name("ec2only"), AssumeRolePolicyDocument=EC2_TRUST)["Role"]
     creds = user_with_key(server, iam, name("outsider"), allow("sts:AssumeRole"))
     error = error_of(client_as(server, "sts", creds).assume_role, RoleArn=role["Arn"], RoleSessionName="nope")
@@ -53,7 +54,7 @@ def test_trust_not_naming_caller_is_access_denied(server: Server, iam: Any, name
     }
 
 
-def test_missing_role_is_access_denied_not_not_found(server: Server, iam: Any, name: Any) -> None:
+def test_missing_role_is_access_denied_not_not_found(server: RoleportServer, iam: Any, name: Any) -> None:
     creds = user_with_key(server, iam, name("seeker"), allow("sts:AssumeRole"))
     arn = f"arn:aws:iam::{ACCOUNT}:role/{name('ghost')}"
     assert error_of(client_as(server, "sts", creds).assume_role, RoleArn=arn, RoleSessionName="gh")["Code"] == (
@@ -68,7 +69,7 @@ def test_root_may_not_assume_roles(sts: Any, iam: Any, name: Any) -> None:
     )
 
 
-def test_duration_beyond_max_session_duration_is_validation_error(server: Server, iam: Any, name: Any) -> None:
+def test_duration_beyond_max_session_duration_is_validation_error(server: RoleportServer, iam: Any, name: Any) -> None:
     caller = name("long")
     creds = user_with_key(server, iam, caller)
     role = iam.create_role(
@@ -87,7 +88,7 @@ def test_duration_beyond_max_session_duration_is_validation_error(server: Server
     }
 
 
-def test_session_policy_narrows_the_role(server: Server, iam: Any, name: Any) -> None:
+def test_session_policy_narrows_the_role(server: RoleportServer, iam: Any, name: Any) -> None:
     caller = name("narrow")
     creds = user_with_key(server, iam, caller)
     role = iam.create_role(
@@ -104,7 +105,7 @@ def test_session_policy_narrows_the_role(server: Server, iam: Any, name: Any) ->
     assert error["Message"].endswith("because no session policy allows the iam:GetRole action")
 
 
-def test_session_key_without_or_with_wrong_token_is_refused(server: Server, iam: Any, name: Any) -> None:
+def test_session_key_without_or_with_wrong_token_is_refused(server: RoleportServer, iam: Any, name: Any) -> None:
     caller = name("tokens")
     creds = user_with_key(server, iam, caller)
     role = iam.create_role(
@@ -119,7 +120,7 @@ def test_session_key_without_or_with_wrong_token_is_refused(server: Server, iam:
     assert error_of(client_as(server, "sts", wrong).get_caller_identity)["Code"] == "InvalidClientTokenId"
 
 
-def test_role_chaining_is_limited_to_one_hour(server: Server, iam: Any, name: Any) -> None:
+def test_role_chaining_is_limited_to_one_hour(server: RoleportServer, iam: Any, name: Any) -> None:
     caller = name("chain")
     creds = user_with_key(server, iam, caller)
     first = iam.create_role(
@@ -137,7 +138,7 @@ def test_role_chaining_is_limited_to_one_hour(server: Server, iam: Any, name: An
     assert chained.assume_role(RoleArn=second["Role"]["Arn"], RoleSessionName="c3")["AssumedRoleUser"]
 
 
-def test_presigned_get_caller_identity_url(server: Server, iam: Any, name: Any) -> None:
+def test_presigned_get_caller_identity_url(server: RoleportServer, iam: Any, name: Any) -> None:
     import urllib.request
 
     creds = user_with_key(server, iam, name("presign"))
@@ -148,7 +149,7 @@ def test_presigned_get_caller_identity_url(server: Server, iam: Any, name: Any) 
     assert f"<Arn>arn:aws:iam::{ACCOUNT}:user/{name('presign')}</Arn>" in body
 
 
-def test_request_signed_twenty_minutes_ago_is_expired(server: Server, monkeypatch: Any) -> None:
+def test_request_signed_twenty_minutes_ago_is_expired(server: RoleportServer, monkeypatch: Any) -> None:
     from datetime import UTC, datetime, timedelta
 
     import botocore.auth
@@ -165,7 +166,7 @@ def test_instance_credentials_past_expiration_are_expired_token(make_server: Any
     import time
     import urllib.request
 
-    server = make_server(extra_args=["--credential-lifetime-seconds", "2", "--state-transition-seconds", "0"])
+    server = make_server(credential_lifetime_seconds=2, state_transition_seconds=0)
     iam, ec2 = server.client("iam"), server.client("ec2")
     iam.create_role(RoleName="short-lived", AssumeRolePolicyDocument=EC2_TRUST)
     iam.create_instance_profile(InstanceProfileName="short-lived")
@@ -174,7 +175,7 @@ def test_instance_credentials_past_expiration_are_expired_token(make_server: Any
         ImageId="ami-0abcdef1234567890", MinCount=1, MaxCount=1, IamInstanceProfile={"Name": "short-lived"}
     )
     instance = launched["Instances"][0]["InstanceId"]
-    url = f"{server.url}/imds/{instance}/latest/meta-data/iam/security-credentials/short-lived"
+    url = f"{server.endpoint_url}/imds/{instance}/latest/meta-data/iam/security-credentials/short-lived"
     with urllib.request.urlopen(url, timeout=10) as response:
         document = json.loads(response.read())
     creds = {"key": document["AccessKeyId"], "secret": document["SecretAccessKey"], "token": document["Token"]}

@@ -23,7 +23,8 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-from tests.conftest import EC2_TRUST, ROOT_KEY, ROOT_SECRET, Server, postgres_database
+from roleport.testing import RoleportServer
+from tests.conftest import EC2_TRUST, ROOT_KEY, ROOT_SECRET, postgres_database, start_server
 
 pytestmark = pytest.mark.postgresql
 
@@ -33,9 +34,11 @@ DOCUMENT = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow"
 TAG_QUOTA, VERSION_QUOTA, ATTACHED_QUOTA, KEY_QUOTA = 50, 5, 10, 2
 
 
-def _set_clock(server: Server, instant: datetime) -> None:
+def _set_clock(server: RoleportServer, instant: datetime) -> None:
     request = AWSRequest(
-        method="POST", url=f"{server.url}/_roleport/clock", data=json.dumps({"set": instant.isoformat()}).encode()
+        method="POST",
+        url=f"{server.endpoint_url}/_roleport/clock",
+        data=json.dumps({"set": instant.isoformat()}).encode(),
     )
     SigV4Auth(Credentials(ROOT_KEY, ROOT_SECRET), "roleport", "us-east-1").add_auth(request)
     prepared = request.prepare()
@@ -44,12 +47,12 @@ def _set_clock(server: Server, instant: datetime) -> None:
         assert response.status == 200
 
 
-def _start_two(data: Path, url: str) -> Iterator[list[Server]]:
-    args = ["--clock", "controlled", "--state-transition-seconds", "0"]
-    servers: list[Server] = []
+def _start_two(data: Path, url: str) -> Iterator[list[RoleportServer]]:
+    flags = {"clock": "controlled", "state_transition_seconds": 0}
+    servers: list[RoleportServer] = []
     try:
         for index in range(2):
-            servers.append(Server(data_dir=data / f"data{index}", database_url=url, extra_args=args).start())
+            servers.append(start_server(data / f"data{index}", database_url=url, **flags))
         instant = datetime.now(UTC).replace(microsecond=0)
         for server in servers:
             _set_clock(server, instant)
@@ -73,7 +76,7 @@ def _new_store(store: str, data: Path) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def servers(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Server]]:
+def servers(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[RoleportServer]]:
     """Two server processes on one store."""
     data = tmp_path_factory.mktemp(f"races-{request.param}")
     with _new_store(request.param, data) as url:
@@ -84,7 +87,16 @@ def servers(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 def test_two_servers_starting_together_on_a_new_store_both_start(tmp_path: Path, store: str) -> None:
     """Both make the schema, seed AWS's managed policies and count the account's entities at once."""
     with _new_store(store, tmp_path) as url:
-        servers = [Server(data_dir=tmp_path / f"data{index}", database_url=url) for index in range(2)]
+        servers = [
+            RoleportServer(
+                data_dir=tmp_path / f"data{index}",
+                log_file=tmp_path / f"data{index}.log",
+                access_key=ROOT_KEY,
+                secret_key=ROOT_SECRET,
+                database_url=url,
+            )
+            for index in range(2)
+        ]
         try:
             with ThreadPoolExecutor(max_workers=2) as pool:
                 started = list(pool.map(lambda server: server.start().health()["status"], servers))
@@ -99,7 +111,7 @@ def test_two_servers_starting_together_on_a_new_store_both_start(tmp_path: Path,
 class Clients:
     """Several clients per service on each server, so calls go out on many connections to both processes."""
 
-    def __init__(self, servers: list[Server]) -> None:
+    def __init__(self, servers: list[RoleportServer]) -> None:
         per_server = WORKERS // len(servers)
         self._made = {
             service: [server.client(service) for _ in range(per_server) for server in servers]
@@ -112,7 +124,7 @@ class Clients:
 
 
 @pytest.fixture(scope="module")
-def clients(servers: list[Server]) -> Clients:
+def clients(servers: list[RoleportServer]) -> Clients:
     return Clients(servers)
 
 
