@@ -1,5 +1,6 @@
-"""Servers with EC2's passing states settled at once (`fast`) or lasting long enough to see (`slow`), shared by
-the EC2 suites; each test module that asks gets its own, on the session's store backend."""
+"""Servers for the EC2 suites: one whose passing states settle at once (`fast`), and one on the controlled clock
+(`clocked`) whose states pass only when a test moves the clock, so a test sees pending, then running, whatever the
+machine's load. Each test module that asks gets its own, on the session's store backend."""
 
 from __future__ import annotations
 
@@ -9,41 +10,39 @@ from typing import Any
 import pytest
 
 from roleport.testing import RoleportServer
+from tests.conftest import start_server
 
-SLOW_TRANSITION = "1.5"  # seconds in a passing state on the `slow` server
-
-
-def _server(backend: str | None, tmp_path_factory: pytest.TempPathFactory, name: str, seconds: str) -> RoleportServer:
-    data_dir = tmp_path_factory.mktemp(name) / "data"
-    return RoleportServer(
-        data_dir=data_dir, database_url=backend, extra_args=["--state-transition-seconds", seconds]
-    ).start()
+# Seconds of the controlled clock that a passing state (pending, stopping, associating...) lasts on `clocked`.
+TRANSITION = 5.0
 
 
 @pytest.fixture(scope="module")
 def fast(backend: str | None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RoleportServer]:
     """A server whose passing states settle at once: the next read sees running, stopped, associated..."""
-    running = _server(backend, tmp_path_factory, "ec2-fast", "0")
+    running = start_server(
+        tmp_path_factory.mktemp("ec2-fast") / "data", database_url=backend, state_transition_seconds=0
+    )
     yield running
     running.stop()
 
 
 @pytest.fixture(scope="module")
-def slow(backend: str | None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RoleportServer]:
-    """A server whose passing states last long enough for a test to see them whatever the machine's load."""
-    running = _server(backend, tmp_path_factory, "ec2-slow", SLOW_TRANSITION)
+def clocked(backend: str | None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RoleportServer]:
+    """A server on the controlled clock: its passing states last until a test moves the clock by TRANSITION."""
+    data_dir = tmp_path_factory.mktemp("ec2-clocked") / "data"
+    running = start_server(data_dir, database_url=backend, clock="controlled", state_transition_seconds=TRANSITION)
     yield running
     running.stop()
 
 
 @pytest.fixture
-def ec2_slow(slow: RoleportServer) -> Any:
-    return slow.client("ec2")
+def ec2_clocked(clocked: RoleportServer) -> Any:
+    return clocked.client("ec2")
 
 
 @pytest.fixture
-def iam_slow(slow: RoleportServer) -> Any:
-    return slow.client("iam")
+def iam_clocked(clocked: RoleportServer) -> Any:
+    return clocked.client("iam")
 
 
 @pytest.fixture

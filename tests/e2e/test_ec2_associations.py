@@ -4,7 +4,6 @@ disassociate, their states, errors, and the one-active-association rule under co
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -12,11 +11,10 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from roleport.testing import RoleportServer
-from tests.e2e.conftest import SLOW_TRANSITION
+from tests.e2e.conftest import TRANSITION
 from tests.e2e.helpers import error_of
 
 AMI = "ami-0abcdef1234567890"
-SLOW = SLOW_TRANSITION
 
 
 def make_profile(iam: Any, profile_name: str, path: str = "/") -> dict[str, Any]:
@@ -28,20 +26,16 @@ def launch(ec2: Any, count: int = 1, **kwargs: Any) -> list[str]:
     return [instance["InstanceId"] for instance in instances]
 
 
-def eventually(read: Callable[[], Any], expected: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while (found := read()) != expected:
-        assert time.monotonic() < deadline, f"still {found!r}, wanted {expected!r}"
-        time.sleep(0.05)
-
-
 def instance_state(ec2: Any, instance_id: str) -> str:
     return str(ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]["State"]["Name"])
 
 
-def running(ec2: Any) -> str:
+def running(clocked: RoleportServer) -> str:
+    """An instance launched on the controlled-clock server and booted by moving its clock."""
+    ec2 = clocked.client("ec2")
     [instance_id] = launch(ec2)
-    eventually(lambda: instance_state(ec2, instance_id), "running")
+    clocked.advance(TRANSITION)
+    assert instance_state(ec2, instance_id) == "running"
     return instance_id
 
 
@@ -65,10 +59,10 @@ def association_state(ec2: Any, association_id: str) -> str:
 # ---------------------------------------------------------------------------------------------- associate
 
 
-def test_associate_returns_an_associating_association(ec2_slow: Any, iam_slow: Any, name: Any) -> None:
-    ec2, iam = ec2_slow, iam_slow
+def test_associate_returns_an_associating_association(clocked: RoleportServer, name: Any) -> None:
+    ec2, iam = clocked.client("ec2"), clocked.client("iam")
     profile = make_profile(iam, name("web"))
-    instance_id = running(ec2)
+    instance_id = running(clocked)
     result = ec2.associate_iam_instance_profile(InstanceId=instance_id, IamInstanceProfile={"Name": name("web")})
     association = result["IamInstanceProfileAssociation"]
     assert re.fullmatch(r"iip-assoc-[0-9a-f]{17}", association["AssociationId"])
@@ -77,7 +71,8 @@ def test_associate_returns_an_associating_association(ec2_slow: Any, iam_slow: A
     assert association["IamInstanceProfile"] == {"Arn": profile["Arn"], "Id": profile["InstanceProfileId"]}
     assert association["Timestamp"].year >= 2024
     assert association_state(ec2, association["AssociationId"]) == "associating"
-    eventually(lambda: association_state(ec2, association["AssociationId"]), "associated")
+    clocked.advance(TRANSITION)
+    assert association_state(ec2, association["AssociationId"]) == "associated"
     assert shown_profile(ec2, instance_id) == association["IamInstanceProfile"]
 
 
@@ -99,8 +94,8 @@ def test_a_stopped_instance_can_be_associated(ec2_now: Any, iam_now: Any, name: 
     assert shown_profile(ec2_now, instance_id)["Arn"].endswith(name("stopped"))
 
 
-def test_a_pending_instance_cannot_be_associated(ec2_slow: Any, iam_slow: Any, name: Any) -> None:
-    ec2, iam = ec2_slow, iam_slow
+def test_a_pending_instance_cannot_be_associated(ec2_clocked: Any, iam_clocked: Any, name: Any) -> None:
+    ec2, iam = ec2_clocked, iam_clocked
     make_profile(iam, name("early"))
     [instance_id] = launch(ec2)
     assert error_of(
@@ -223,8 +218,8 @@ def test_association_ids_with_paging_is_invalid_parameter_combination(ec2: Any) 
     }
 
 
-def test_describe_filters_by_instance_and_state(ec2_slow: Any, iam_slow: Any, name: Any) -> None:
-    ec2, iam = ec2_slow, iam_slow
+def test_describe_filters_by_instance_and_state(clocked: RoleportServer, name: Any) -> None:
+    ec2, iam = clocked.client("ec2"), clocked.client("iam")
     make_profile(iam, name("flt"))
     first, second = launch(ec2, 2, IamInstanceProfile={"Name": name("flt")})
     by_state = [{"Name": "instance-id", "Values": [first, second]}, {"Name": "state", "Values": ["associating"]}]
@@ -232,10 +227,10 @@ def test_describe_filters_by_instance_and_state(ec2_slow: Any, iam_slow: Any, na
     assert {a["InstanceId"] for a in found} == {first, second}
     assert [a["InstanceId"] for a in associations_of(ec2, second)] == [second]
     by_state[1]["Values"] = ["associated"]
-    eventually(
-        lambda: len(ec2.describe_iam_instance_profile_associations(Filters=by_state)["IamInstanceProfileAssociations"]),
-        2,
-    )
+    assert ec2.describe_iam_instance_profile_associations(Filters=by_state)["IamInstanceProfileAssociations"] == []
+    clocked.advance(TRANSITION)
+    found = ec2.describe_iam_instance_profile_associations(Filters=by_state)["IamInstanceProfileAssociations"]
+    assert {a["InstanceId"] for a in found} == {first, second}
     by_state[1]["Values"] = ["*dissoc*", "associat?ng"]
     assert ec2.describe_iam_instance_profile_associations(Filters=by_state)["IamInstanceProfileAssociations"] == []
 
@@ -282,11 +277,11 @@ def test_bad_association_token_is_invalid_parameter_value(ec2: Any) -> None:
 # ---------------------------------------------------------------------------------------------- replace
 
 
-def test_replace_makes_a_new_association_and_ends_the_old(ec2_slow: Any, iam_slow: Any, name: Any) -> None:
-    ec2, iam = ec2_slow, iam_slow
+def test_replace_makes_a_new_association_and_ends_the_old(clocked: RoleportServer, name: Any) -> None:
+    ec2, iam = clocked.client("ec2"), clocked.client("iam")
     make_profile(iam, name("old"))
     new = make_profile(iam, name("new"))
-    instance_id = running(ec2)
+    instance_id = running(clocked)
     old = ec2.associate_iam_instance_profile(InstanceId=instance_id, IamInstanceProfile={"Name": name("old")})
     old_id = old["IamInstanceProfileAssociation"]["AssociationId"]
     result = ec2.replace_iam_instance_profile_association(
@@ -299,15 +294,17 @@ def test_replace_makes_a_new_association_and_ends_the_old(ec2_slow: Any, iam_slo
     assert replacement["IamInstanceProfile"] == {"Arn": new["Arn"], "Id": new["InstanceProfileId"]}
     assert association_state(ec2, old_id) == "disassociating"
     assert shown_profile(ec2, instance_id) == replacement["IamInstanceProfile"]
-    eventually(lambda: association_state(ec2, replacement["AssociationId"]), "associated")
-    eventually(lambda: [a["AssociationId"] for a in associations_of(ec2, instance_id)], [replacement["AssociationId"]])
+    assert {a["AssociationId"] for a in associations_of(ec2, instance_id)} == {old_id, replacement["AssociationId"]}
+    clocked.advance(TRANSITION)
+    assert association_state(ec2, replacement["AssociationId"]) == "associated"
+    assert [a["AssociationId"] for a in associations_of(ec2, instance_id)] == [replacement["AssociationId"]]
 
 
-def test_replacing_a_replaced_association_is_incorrect_state(ec2_slow: Any, iam_slow: Any, name: Any) -> None:
-    ec2, iam = ec2_slow, iam_slow
+def test_replacing_a_replaced_association_is_incorrect_state(clocked: RoleportServer, name: Any) -> None:
+    ec2, iam = clocked.client("ec2"), clocked.client("iam")
     make_profile(iam, name("first"))
     make_profile(iam, name("second"))
-    instance_id = running(ec2)
+    instance_id = running(clocked)
     old = ec2.associate_iam_instance_profile(InstanceId=instance_id, IamInstanceProfile={"Name": name("first")})
     old_id = old["IamInstanceProfileAssociation"]["AssociationId"]
     ec2.replace_iam_instance_profile_association(AssociationId=old_id, IamInstanceProfile={"Name": name("second")})
@@ -391,11 +388,11 @@ def test_disassociate_removes_the_profile(ec2_now: Any, iam_now: Any, name: Any)
     assert again["IamInstanceProfileAssociation"]["AssociationId"] != association_id
 
 
-def test_disassociating_passes_through_disassociating(ec2_slow: Any, iam_slow: Any, name: Any) -> None:
-    ec2, iam = ec2_slow, iam_slow
-    make_profile(iam, name("slow"))
-    instance_id = running(ec2)
-    made = ec2.associate_iam_instance_profile(InstanceId=instance_id, IamInstanceProfile={"Name": name("slow")})
+def test_disassociating_passes_through_disassociating(clocked: RoleportServer, name: Any) -> None:
+    ec2, iam = clocked.client("ec2"), clocked.client("iam")
+    make_profile(iam, name("paced"))
+    instance_id = running(clocked)
+    made = ec2.associate_iam_instance_profile(InstanceId=instance_id, IamInstanceProfile={"Name": name("paced")})
     association_id = made["IamInstanceProfileAssociation"]["AssociationId"]
     ec2.disassociate_iam_instance_profile(AssociationId=association_id)
     assert association_state(ec2, association_id) == "disassociating"
@@ -404,7 +401,9 @@ def test_disassociating_passes_through_disassociating(ec2_slow: Any, iam_slow: A
         "Message": f"The association '{association_id}' is not in a valid state for this operation.",
         "Status": 400,
     }
-    eventually(lambda: associations_of(ec2, instance_id), [])
+    assert [a["State"] for a in associations_of(ec2, instance_id)] == ["disassociating"]
+    clocked.advance(TRANSITION)
+    assert associations_of(ec2, instance_id) == []
 
 
 def test_disassociate_unknown_association_is_not_found(ec2: Any) -> None:

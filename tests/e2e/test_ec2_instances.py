@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -11,11 +10,10 @@ from typing import Any
 import pytest
 
 from roleport.testing import RoleportServer
-from tests.e2e.conftest import SLOW_TRANSITION
+from tests.e2e.conftest import TRANSITION
 from tests.e2e.helpers import error_of
 
 AMI = "ami-0abcdef1234567890"
-SLOW = SLOW_TRANSITION
 
 
 def launch(ec2: Any, count: int = 1, **kwargs: Any) -> dict[str, Any]:
@@ -36,11 +34,18 @@ def state_of(ec2: Any, instance_id: str) -> str:
     return str(described(ec2, instance_id)[0]["State"]["Name"])
 
 
-def eventually(read: Callable[[], Any], expected: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while (found := read()) != expected:
-        assert time.monotonic() < deadline, f"still {found!r}, wanted {expected!r}"
-        time.sleep(0.05)
+def polls_of(ec2: Any, on_poll: Callable[[list[str]], object] = lambda states: None) -> list[list[str]]:
+    """The instance states each later DescribeInstances answer shows, as a waiter's polls see them; `on_poll` runs
+    after each answer is read, with its states, before the waiter looks at it."""
+    seen: list[list[str]] = []
+
+    def record(parsed: dict[str, Any], **_: Any) -> None:
+        states = [i["State"]["Name"] for r in parsed.get("Reservations", []) for i in r["Instances"]]
+        seen.append(states)
+        on_poll(states)
+
+    ec2.meta.events.register("after-call.ec2.DescribeInstances", record)
+    return seen
 
 
 def ids_matching(ec2: Any, *filters: dict[str, Any]) -> set[str]:
@@ -159,10 +164,10 @@ def test_launch_with_profile_by_arn_with_a_path(ec2: Any, iam: Any, name: Any) -
     assert instance["IamInstanceProfile"] == {"Arn": profile["Arn"], "Id": profile["InstanceProfileId"]}
 
 
-def test_launch_association_is_associating_then_associated(slow: RoleportServer, name: Any) -> None:
-    slow.client("iam").create_instance_profile(InstanceProfileName=name("slow"))
-    ec2 = slow.client("ec2")
-    [instance] = launch(ec2, IamInstanceProfile={"Name": name("slow")})["Instances"]
+def test_launch_association_is_associating_then_associated(clocked: RoleportServer, name: Any) -> None:
+    clocked.client("iam").create_instance_profile(InstanceProfileName=name("paced"))
+    ec2 = clocked.client("ec2")
+    [instance] = launch(ec2, IamInstanceProfile={"Name": name("paced")})["Instances"]
     filters = [{"Name": "instance-id", "Values": [instance["InstanceId"]]}]
 
     def association_state() -> str:
@@ -170,7 +175,8 @@ def test_launch_association_is_associating_then_associated(slow: RoleportServer,
         return str(found[0]["State"])
 
     assert association_state() == "associating"
-    eventually(association_state, "associated")
+    clocked.advance(TRANSITION)
+    assert association_state() == "associated"
 
 
 def test_metadata_options_at_launch(ec2_now: Any) -> None:
@@ -435,33 +441,40 @@ def test_stop_start_terminate_pass_through_their_passing_states(ec2_now: Any) ->
     assert "PrivateIpAddress" not in terminated  # terminated instances stay visible, without an address
 
 
-def test_passing_states_are_seen_before_they_settle(ec2_slow: Any) -> None:
-    ec2 = ec2_slow
+@pytest.mark.parametrize(
+    ("change", "passing", "settled"),
+    [(None, "pending", "running"), ("stop", "stopping", "stopped"), ("terminate", "shutting-down", "terminated")],
+)
+def test_passing_states_last_the_transition_and_settle_at_its_end(
+    clocked: RoleportServer, change: str | None, passing: str, settled: str
+) -> None:
+    ec2 = clocked.client("ec2")
     instance_id = launch(ec2)["Instances"][0]["InstanceId"]
-    assert state_of(ec2, instance_id) == "pending"
-    eventually(lambda: state_of(ec2, instance_id), "running")
-    ec2.stop_instances(InstanceIds=[instance_id])
-    assert state_of(ec2, instance_id) == "stopping"
-    eventually(lambda: state_of(ec2, instance_id), "stopped")
-    ec2.terminate_instances(InstanceIds=[instance_id])
-    assert state_of(ec2, instance_id) == "shutting-down"
-    eventually(lambda: state_of(ec2, instance_id), "terminated")
+    if change is not None:
+        clocked.advance(TRANSITION)
+        getattr(ec2, f"{change}_instances")(InstanceIds=[instance_id])
+    assert state_of(ec2, instance_id) == passing
+    clocked.advance(TRANSITION - 0.5)
+    assert state_of(ec2, instance_id) == passing
+    clocked.advance(0.5)  # exactly TRANSITION after the change
+    assert state_of(ec2, instance_id) == settled
 
 
-def test_stopping_a_pending_instance_is_incorrect_instance_state(ec2_slow: Any) -> None:
-    instance_id = launch(ec2_slow)["Instances"][0]["InstanceId"]
-    assert error_of(ec2_slow.stop_instances, InstanceIds=[instance_id]) == {
+def test_stopping_a_pending_instance_is_incorrect_instance_state(ec2_clocked: Any) -> None:
+    instance_id = launch(ec2_clocked)["Instances"][0]["InstanceId"]
+    assert error_of(ec2_clocked.stop_instances, InstanceIds=[instance_id]) == {
         "Code": "IncorrectInstanceState",
         "Message": f"Instance '{instance_id}' cannot be stopped as it has never reached the 'running' state.",
         "Status": 400,
     }
 
 
-def test_starting_a_stopping_instance_is_incorrect_instance_state(ec2_slow: Any) -> None:
-    ec2 = ec2_slow
+def test_starting_a_stopping_instance_is_incorrect_instance_state(clocked: RoleportServer) -> None:
+    ec2 = clocked.client("ec2")
     instance_id = launch(ec2)["Instances"][0]["InstanceId"]
-    eventually(lambda: state_of(ec2, instance_id), "running")
+    clocked.advance(TRANSITION)
     ec2.stop_instances(InstanceIds=[instance_id])
+    assert state_of(ec2, instance_id) == "stopping"
     assert error_of(ec2.start_instances, InstanceIds=[instance_id]) == {
         "Code": "IncorrectInstanceState",
         "Message": f"The instance '{instance_id}' is not in a state from which it can be started.",
@@ -525,22 +538,34 @@ def test_unknown_instance_cannot_be_stopped(ec2: Any) -> None:
 # ---------------------------------------------------------------------------------------------- waiters
 
 
-def test_waiters_return_promptly(ec2_now: Any) -> None:
-    instance_id = launch(ec2_now)["Instances"][0]["InstanceId"]
-    started = time.monotonic()
-    ec2_now.get_waiter("instance_running").wait(InstanceIds=[instance_id])
-    ec2_now.stop_instances(InstanceIds=[instance_id])
-    ec2_now.get_waiter("instance_stopped").wait(InstanceIds=[instance_id])
-    ec2_now.terminate_instances(InstanceIds=[instance_id])
-    ec2_now.get_waiter("instance_terminated").wait(InstanceIds=[instance_id])
-    assert time.monotonic() - started < 5
+def test_waiters_return_at_their_first_poll_once_the_state_has_settled(clocked: RoleportServer) -> None:
+    # One attempt each: a waiter whose first poll missed would fail rather than sleep 15 s and poll again.
+    ec2 = clocked.client("ec2")
+    instance_id = launch(ec2)["Instances"][0]["InstanceId"]
+    polls = polls_of(ec2)
+    once = {"Delay": 0, "MaxAttempts": 1}
+    clocked.advance(TRANSITION)
+    ec2.get_waiter("instance_running").wait(InstanceIds=[instance_id], WaiterConfig=once)
+    ec2.stop_instances(InstanceIds=[instance_id])
+    clocked.advance(TRANSITION)
+    ec2.get_waiter("instance_stopped").wait(InstanceIds=[instance_id], WaiterConfig=once)
+    ec2.terminate_instances(InstanceIds=[instance_id])
+    clocked.advance(TRANSITION)
+    ec2.get_waiter("instance_terminated").wait(InstanceIds=[instance_id], WaiterConfig=once)
+    assert polls == [["running"], ["stopped"], ["terminated"]]
 
 
-def test_instance_running_waiter_waits_out_the_pending_state(ec2_slow: Any) -> None:
-    instance_id = launch(ec2_slow)["Instances"][0]["InstanceId"]
-    config = {"Delay": 1, "MaxAttempts": 10}
-    ec2_slow.get_waiter("instance_running").wait(InstanceIds=[instance_id], WaiterConfig=config)
-    assert state_of(ec2_slow, instance_id) == "running"
+def test_instance_running_waiter_waits_out_the_pending_state(clocked: RoleportServer) -> None:
+    ec2 = clocked.client("ec2")
+    instance_id = launch(ec2)["Instances"][0]["InstanceId"]
+
+    def boot_after_the_first_poll(states: list[str]) -> None:
+        if states == ["pending"]:
+            clocked.advance(TRANSITION)
+
+    polls = polls_of(ec2, on_poll=boot_after_the_first_poll)
+    ec2.get_waiter("instance_running").wait(InstanceIds=[instance_id], WaiterConfig={"Delay": 0, "MaxAttempts": 2})
+    assert polls == [["pending"], ["running"]]
 
 
 # ---------------------------------------------------------------------------------------------- metadata options
@@ -584,7 +609,7 @@ def test_modify_metadata_options_errors(ec2_now: Any) -> None:
 def test_instances_survive_a_restart(
     make_server: Callable[..., RoleportServer], backend: str | None, name: Any
 ) -> None:
-    running = make_server(database_url=backend, extra_args=["--state-transition-seconds", "0"])
+    running = make_server(database_url=backend, state_transition_seconds=0)
     iam = running.client("iam")
     iam.create_instance_profile(InstanceProfileName=name("keep"))
     ec2 = running.client("ec2")
