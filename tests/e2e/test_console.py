@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import json
 import statistics
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from botocore.config import Config
 
 from roleport.testing import RoleportServer
 from tests.conftest import EC2_TRUST, postgres_database, start_server
+from tests.e2e.conftest import TRANSITION
 from tests.e2e.console_browser import HttpSession, chromium_missing, console_of, launch, sign_in
 from tests.e2e.helpers import error_of
 from tests.e2e.principals import allow, user_with_key
@@ -38,7 +38,9 @@ LAMBDA_TRUST = json.dumps(
 
 @pytest.fixture(scope="module")
 def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RoleportServer]:
-    running = start_server(tmp_path_factory.mktemp("console") / "data")
+    """On the controlled clock: instances boot, stop and associate when a test moves it by TRANSITION."""
+    data_dir = tmp_path_factory.mktemp("console") / "data"
+    running = start_server(data_dir, clock="controlled", state_transition_seconds=TRANSITION)
     yield running
     running.stop()
 
@@ -93,13 +95,6 @@ def shot(page: Any, shots: Path, name: str) -> None:
     page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
 
 
-def wait_until(check: Callable[[], bool], seconds: float = 5) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.05)
-
-
 def create_role_in_wizard(page: Any, console: str, name: str, *, service: str = "ec2", policies: tuple = ()) -> None:
     page.goto(f"{console}/iam/roles")
     page.click("#create-role")
@@ -125,12 +120,15 @@ def active_association(ec2: Any, instance_id: str) -> dict[str, Any] | None:
     return found[0] if found else None
 
 
-def running_instance(ec2: Any, profile: str | None = None) -> str:
+def running_instance(server: RoleportServer, profile: str | None = None) -> str:
+    """An instance launched and booted by moving the server's clock."""
+    ec2 = server.client("ec2")
     params: dict[str, Any] = {"ImageId": "ami-12345678", "MinCount": 1, "MaxCount": 1}
     if profile:
         params["IamInstanceProfile"] = {"Name": profile}
     instance_id = ec2.run_instances(**params)["Instances"][0]["InstanceId"]
-    ec2.get_waiter("instance_running").wait(InstanceIds=[instance_id], WaiterConfig={"Delay": 1})
+    server.advance(TRANSITION)
+    ec2.get_waiter("instance_running").wait(InstanceIds=[instance_id], WaiterConfig={"Delay": 0, "MaxAttempts": 1})
     return str(instance_id)
 
 
@@ -146,7 +144,7 @@ def ec2_profile(iam: Any, name: str) -> str:
 
 
 def test_sign_in_sets_a_protected_session_cookie_and_sign_out_ends_it(
-    page: Any, console_server: console_of, shots: Path
+    page: Any, console_server: RoleportServer, shots: Path
 ) -> None:
     assert page.inner_text("#signed-in-as") == "arn:aws:iam::123456789012:root"
     [cookie] = [c for c in page.context.cookies() if c["name"] == "roleport_console"]
@@ -163,7 +161,7 @@ def test_sign_in_sets_a_protected_session_cookie_and_sign_out_ends_it(
 
 @pytest.mark.parametrize(("key", "secret"), [("AKIAIOSFODNN7EXAMPLE", "test"), ("test", "wrong-secret")])
 def test_sign_in_refuses_a_bad_key_or_secret(
-    anonymous: Any, console_server: console_of, shots: Path, key: str, secret: str
+    anonymous: Any, console_server: RoleportServer, shots: Path, key: str, secret: str
 ) -> None:
     sign_in(anonymous, console_of(console_server), key, secret)
     assert "not valid" in anonymous.inner_text("#error")
@@ -182,7 +180,7 @@ def test_signed_out_visitor_is_sent_to_sign_in_and_back(anonymous: Any, console_
 
 
 def test_iam_user_signs_in_and_a_deleted_key_ends_the_session(
-    anonymous: Any, console_server: console_of, iam: Any, name: Any
+    anonymous: Any, console_server: RoleportServer, iam: Any, name: Any
 ) -> None:
     user = name("console-user")
     creds = user_with_key(console_server, iam, user, allow(["iam:List*", "iam:Get*"]))
@@ -208,7 +206,7 @@ def test_altered_session_cookie_is_refused(page: Any, console_server: RoleportSe
 
 
 def test_post_without_or_with_a_wrong_csrf_token_changes_nothing(
-    page: Any, console_server: console_of, iam: Any, name: Any
+    page: Any, console_server: RoleportServer, iam: Any, name: Any
 ) -> None:
     role = name("csrf")
     form = {"entity": "service", "service": "ec2", "name": role}
@@ -230,7 +228,7 @@ def test_post_without_or_with_a_wrong_csrf_token_changes_nothing(
 
 
 def test_create_role_for_ec2_makes_the_same_named_instance_profile(
-    page: Any, console_server: console_of, iam: Any, name: Any, shots: Path
+    page: Any, console_server: RoleportServer, iam: Any, name: Any, shots: Path
 ) -> None:
     role = name("WebServer")
     create_role_in_wizard(
@@ -256,7 +254,7 @@ def test_create_role_for_ec2_makes_the_same_named_instance_profile(
 
 
 def test_create_role_for_another_service_makes_no_profile(
-    page: Any, console_server: console_of, iam: Any, name: Any
+    page: Any, console_server: RoleportServer, iam: Any, name: Any
 ) -> None:
     role = name("Fn")
     create_role_in_wizard(page, console_of(console_server), role, service="lambda")
@@ -269,7 +267,7 @@ def test_create_role_for_another_service_makes_no_profile(
 
 
 def test_role_created_through_the_api_for_another_service_has_no_profile(
-    page: Any, console_server: console_of, iam: Any, name: Any
+    page: Any, console_server: RoleportServer, iam: Any, name: Any
 ) -> None:
     role = name("api-fn")
     iam.create_role(RoleName=role, AssumeRolePolicyDocument=LAMBDA_TRUST)
@@ -279,7 +277,7 @@ def test_role_created_through_the_api_for_another_service_has_no_profile(
     assert profile_names(iam, role) == []
 
 
-def test_create_role_with_a_custom_trust_policy(page: Any, console_server: console_of, iam: Any, name: Any) -> None:
+def test_create_role_with_a_custom_trust_policy(page: Any, console_server: RoleportServer, iam: Any, name: Any) -> None:
     role = name("custom")
     page.goto(f"{console_of(console_server)}/iam/create-role")
     page.check("#entity-custom")
@@ -293,7 +291,7 @@ def test_create_role_with_a_custom_trust_policy(page: Any, console_server: conso
 
 
 def test_deeply_nested_custom_trust_policy_is_refused_not_a_server_error(
-    console_server: console_of, iam: Any, name: Any
+    console_server: RoleportServer, iam: Any, name: Any
 ) -> None:
     role = name("deep")
     deep = '{"Version": "2012-10-17", "Statement": ' + "[" * 1000 + "]" * 1000 + "}"
@@ -307,7 +305,7 @@ def test_deeply_nested_custom_trust_policy_is_refused_not_a_server_error(
 
 
 def test_create_role_with_a_taken_name_shows_the_error_and_keeps_the_form(
-    page: Any, console_server: console_of, iam: Any, name: Any
+    page: Any, console_server: RoleportServer, iam: Any, name: Any
 ) -> None:
     role = name("taken")
     iam.create_role(RoleName=role, AssumeRolePolicyDocument=LAMBDA_TRUST)
@@ -319,7 +317,7 @@ def test_create_role_with_a_taken_name_shows_the_error_and_keeps_the_form(
 
 
 def test_role_detail_shows_trust_permissions_profiles_and_tags(
-    page: Any, console_server: console_of, iam: Any, name: Any
+    page: Any, console_server: RoleportServer, iam: Any, name: Any
 ) -> None:
     role = name("detail")
     iam.create_role(RoleName=role, AssumeRolePolicyDocument=EC2_TRUST, Tags=[{"Key": "env", "Value": "prod"}])
@@ -339,7 +337,7 @@ def test_role_detail_shows_trust_permissions_profiles_and_tags(
     assert "prod" in page.inner_text("#tags")
 
 
-def test_roles_list_pages_forward_and_back(page: Any, console_server: console_of, iam: Any, name: Any) -> None:
+def test_roles_list_pages_forward_and_back(page: Any, console_server: RoleportServer, iam: Any, name: Any) -> None:
     made = [name(f"page{i:02d}") for i in range(12)]
     for role in made:
         iam.create_role(RoleName=role, AssumeRolePolicyDocument=EC2_TRUST, Path="/paged/")
@@ -364,7 +362,7 @@ def test_roles_list_pages_forward_and_back(page: Any, console_server: console_of
 
 
 def test_delete_role_removes_its_profiles_and_policies_and_the_same_named_profile(
-    page: Any, console_server: console_of, iam: Any, name: Any, shots: Path
+    page: Any, console_server: RoleportServer, iam: Any, name: Any, shots: Path
 ) -> None:
     role = name("Doomed")
     create_role_in_wizard(page, console_of(console_server), role, policies=("AmazonS3ReadOnlyAccess",))
@@ -393,7 +391,7 @@ def test_delete_role_removes_its_profiles_and_policies_and_the_same_named_profil
 
 
 def test_delete_from_the_roles_list_asks_for_the_name(
-    page: Any, console_server: console_of, iam: Any, name: Any
+    page: Any, console_server: RoleportServer, iam: Any, name: Any
 ) -> None:
     role = name("listed")
     iam.create_role(RoleName=role, AssumeRolePolicyDocument=LAMBDA_TRUST, Path="/aaa/")
@@ -413,7 +411,7 @@ def test_delete_from_the_roles_list_asks_for_the_name(
 
 
 def test_instance_profiles_list_and_detail(
-    page: Any, console_server: console_of, iam: Any, name: Any, shots: Path
+    page: Any, console_server: RoleportServer, iam: Any, name: Any, shots: Path
 ) -> None:
     profile = name("prof")
     arn = ec2_profile(iam, profile)
@@ -437,7 +435,7 @@ def test_instance_profiles_list_and_detail(
 
 
 def test_launch_instance_offers_instance_profile_names(
-    page: Any, console_server: console_of, iam: Any, ec2: Any, name: Any, shots: Path
+    page: Any, console_server: RoleportServer, iam: Any, ec2: Any, name: Any, shots: Path
 ) -> None:
     profile = name("launch")
     arn = ec2_profile(iam, profile)
@@ -458,7 +456,9 @@ def test_launch_instance_offers_instance_profile_names(
     assert {"Key": "Name", "Value": "web-1"} in instance["Tags"]
     row = page.locator(f"tr[data-instance='{instance_id}']")
     assert row.locator("[data-field=role]").inner_text() == profile
-    wait_until(lambda: active_association(ec2, instance_id)["State"] == "associated")  # type: ignore[index]
+    assert active_association(ec2, instance_id)["State"] == "associating"  # type: ignore[index]
+    console_server.advance(TRANSITION)
+    assert active_association(ec2, instance_id)["State"] == "associated"  # type: ignore[index]
     page.reload()
     assert "associated" in page.locator(f"tr[data-instance='{instance_id}'] [data-field=association]").inner_text()
     assert page.locator(f"tr[data-instance='{instance_id}'] [data-field=state]").inner_text() == "Running"
@@ -478,11 +478,11 @@ def open_instance(page: Any, console: str, instance_id: str) -> None:
 
 
 def test_modify_iam_role_attaches_replaces_and_detaches(
-    page: Any, console_server: console_of, iam: Any, ec2: Any, name: Any, shots: Path
+    page: Any, console_server: RoleportServer, iam: Any, ec2: Any, name: Any, shots: Path
 ) -> None:
     first, second = name("first"), name("second")
     first_arn, second_arn = ec2_profile(iam, first), ec2_profile(iam, second)
-    instance_id = running_instance(ec2)
+    instance_id = running_instance(console_server)
     open_instance(page, console_of(console_server), instance_id)
     choose_action(page, instance_id, "modify-iam-role")
     page.wait_for_url(f"**/ec2/instances/{instance_id}/modify-iam-role")
@@ -520,8 +520,8 @@ def test_modify_iam_role_attaches_replaces_and_detaches(
     assert active_association(ec2, instance_id) is None
 
 
-def test_stop_start_and_terminate_from_the_actions_menu(page: Any, console_server: console_of, ec2: Any) -> None:
-    instance_id = running_instance(ec2)
+def test_stop_start_and_terminate_from_the_actions_menu(page: Any, console_server: RoleportServer, ec2: Any) -> None:
+    instance_id = running_instance(console_server)
 
     def state() -> str:
         return str(
@@ -532,16 +532,22 @@ def test_stop_start_and_terminate_from_the_actions_menu(page: Any, console_serve
     choose_action(page, instance_id, "stop")
     page.wait_for_url("**/ec2/instances?*")
     assert page.inner_text("#notice") == f"Successfully stopped {instance_id}."
-    wait_until(lambda: state() == "stopped")
+    assert state() == "stopping"
+    console_server.advance(TRANSITION)
+    assert state() == "stopped"
     open_instance(page, console_of(console_server), instance_id)
     choose_action(page, instance_id, "start")
     page.wait_for_url("**/ec2/instances?*")
-    wait_until(lambda: state() == "running")
+    assert state() == "pending"
+    console_server.advance(TRANSITION)
+    assert state() == "running"
     open_instance(page, console_of(console_server), instance_id)
     page.once("dialog", lambda dialog: dialog.accept())
     choose_action(page, instance_id, "terminate")
     page.wait_for_url("**/ec2/instances?*")
-    wait_until(lambda: state() == "terminated")
+    assert state() == "shutting-down"
+    console_server.advance(TRANSITION)
+    assert state() == "terminated"
 
 
 def test_empty_states_are_explained(anonymous: Any, tmp_path: Path, shots: Path) -> None:
@@ -563,12 +569,12 @@ def test_empty_states_are_explained(anonymous: Any, tmp_path: Path, shots: Path)
 
 
 def test_limited_user_sees_access_denied_and_nothing_changes(
-    anonymous: Any, console_server: console_of, iam: Any, ec2: Any, name: Any, shots: Path
+    anonymous: Any, console_server: RoleportServer, iam: Any, ec2: Any, name: Any, shots: Path
 ) -> None:
     user = name("limited")
     statements = [allow(["iam:List*", "iam:Get*", "iam:CreateRole", "iam:AttachRolePolicy", "ec2:Describe*"])]
     creds = user_with_key(console_server, iam, user, *statements)
-    instance_id = running_instance(ec2)
+    instance_id = running_instance(console_server)
     sign_in(anonymous, console_of(console_server), creds["key"], creds["secret"])
     anonymous.wait_for_url("**/iam/roles")
     role = name("denied")
@@ -595,7 +601,7 @@ def test_limited_user_sees_access_denied_and_nothing_changes(
 
 
 def test_user_without_list_permission_sees_the_denial_in_place(
-    anonymous: Any, console_server: console_of, iam: Any, name: Any
+    anonymous: Any, console_server: RoleportServer, iam: Any, name: Any
 ) -> None:
     user = name("nolist")
     creds = user_with_key(console_server, iam, user, allow("ec2:DescribeInstances"))

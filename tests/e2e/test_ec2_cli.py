@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from collections.abc import Callable
 from typing import Any
 
 from roleport.testing import RoleportServer
 from tests.conftest import cli_env
+from tests.e2e.conftest import TRANSITION
 
 AMI = "ami-0abcdef1234567890"
 TRUST = (
@@ -52,7 +52,9 @@ def shell(server: RoleportServer, command: str, **variables: str) -> Any:
 
 
 def test_seed_flow_verbatim(make_server: Callable[..., RoleportServer], backend: str | None) -> None:
-    running = make_server(database_url=backend)  # its own server: nothing else uses the seed's literal names
+    # Its own server, as nothing else uses the seed's literal names; on the controlled clock, which the test moves
+    # where a user would wait for the instance to boot.
+    running = make_server(database_url=backend, clock="controlled", state_transition_seconds=TRANSITION)
     role_with_profile(running, "TestRole-1")
     role_with_profile(running, "TestRole-2")
     launched = shell(
@@ -64,6 +66,7 @@ def test_seed_flow_verbatim(make_server: Callable[..., RoleportServer], backend:
     assert first["IamInstanceProfile"]["Arn"] == "arn:aws:iam::123456789012:instance-profile/TestRole-1"
     assert (first["State"]["Name"], first["InstanceType"]) == ("pending", "t3.micro")
     # That instance already has TestRole-1, so associating it again is AWS's IncorrectState...
+    running.advance(TRANSITION)
     ok(running, "ec2", "wait", "instance-running", "--instance-ids", first["InstanceId"])
     again = fails(
         running,
@@ -74,6 +77,7 @@ def test_seed_flow_verbatim(make_server: Callable[..., RoleportServer], backend:
     # ...so a second instance, launched without a profile, takes the association flow.
     [second] = ok(running, *f"ec2 run-instances --image-id {AMI} --instance-type t3.micro".split())["Instances"]
     instance = second["InstanceId"]
+    running.advance(TRANSITION)
     ok(running, "ec2", "wait", "instance-running", "--instance-ids", instance)
     associated = shell(
         running,
@@ -97,22 +101,35 @@ def test_seed_flow_verbatim(make_server: Callable[..., RoleportServer], backend:
     assert "IamInstanceProfile" not in shown
 
 
-def timed_wait(server: RoleportServer, waiter: str, instance_id: str) -> float:
-    started = time.monotonic()
-    ok(server, "ec2", "wait", waiter, "--instance-ids", instance_id)
-    return time.monotonic() - started
+def polls_of_wait(server: RoleportServer, waiter: str, instance_id: str) -> int:
+    """Run `aws ec2 wait WAITER`, which must succeed; the DescribeInstances polls it made (from its --debug log)."""
+    done = aws(server, "--debug", "ec2", "wait", waiter, "--instance-ids", instance_id)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stderr.count("Making request for OperationModel(name=DescribeInstances)")
 
 
-def test_cli_waiters_return_promptly(server: RoleportServer) -> None:
-    # A waiter that misses its first poll sleeps 15 s before the next, so each wait must take well under that.
-    [instance] = ok(server, *f"ec2 run-instances --image-id {AMI} --count 1".split())["Instances"]
+def state_shown(server: RoleportServer, instance_id: str) -> str:
+    found = ok(server, "ec2", "describe-instances", "--instance-ids", instance_id)
+    return str(found["Reservations"][0]["Instances"][0]["State"]["Name"])
+
+
+def test_cli_waiters_return_at_their_first_poll_once_the_state_has_settled(clocked: RoleportServer) -> None:
+    # A waiter that missed its first poll would sleep 15 s before the next; on the controlled clock nothing would
+    # have changed by then, so it could never succeed: one poll each is the only way through.
+    [instance] = ok(clocked, *f"ec2 run-instances --image-id {AMI} --count 1".split())["Instances"]
     instance_id = instance["InstanceId"]
-    assert timed_wait(server, "instance-running", instance_id) < 10
-    stopping = ok(server, "ec2", "stop-instances", "--instance-ids", instance_id)["StoppingInstances"][0]
+    assert state_shown(clocked, instance_id) == "pending"
+    clocked.advance(TRANSITION)
+    assert polls_of_wait(clocked, "instance-running", instance_id) == 1
+    stopping = ok(clocked, "ec2", "stop-instances", "--instance-ids", instance_id)["StoppingInstances"][0]
     assert stopping["CurrentState"] == {"Code": 64, "Name": "stopping"}
-    assert timed_wait(server, "instance-stopped", instance_id) < 10
-    ok(server, "ec2", "terminate-instances", "--instance-ids", instance_id)
-    assert timed_wait(server, "instance-terminated", instance_id) < 10
+    assert state_shown(clocked, instance_id) == "stopping"
+    clocked.advance(TRANSITION)
+    assert polls_of_wait(clocked, "instance-stopped", instance_id) == 1
+    ok(clocked, "ec2", "terminate-instances", "--instance-ids", instance_id)
+    assert state_shown(clocked, instance_id) == "shutting-down"
+    clocked.advance(TRANSITION)
+    assert polls_of_wait(clocked, "instance-terminated", instance_id) == 1
 
 
 def test_cli_filters_query_and_pages(server: RoleportServer, name: Any) -> None:

@@ -10,7 +10,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -138,9 +137,11 @@ def imds(backend: str | None, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 @pytest.fixture(scope="module")
 def short_lived(backend: str | None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RoleportServer]:
-    """Credentials live 4 s, so they are re-served for 2 s (half their life) and then replaced."""
+    """On the controlled clock, credentials live 4 s, so they are re-served for 2 s (half their life) and then
+    replaced; metadata tokens expire when the test moves the clock past their TTL."""
     data_dir = tmp_path_factory.mktemp("imds-short") / "data"
-    running = start_server(data_dir, database_url=backend, state_transition_seconds=0, credential_lifetime_seconds=4)
+    lifetimes = {"state_transition_seconds": 0, "credential_lifetime_seconds": 4}
+    running = start_server(data_dir, database_url=backend, clock="controlled", **lifetimes)
     yield running
     running.stop()
 
@@ -216,10 +217,13 @@ def test_token_ttl_missing_or_invalid_is_400(instance: Instance, ttl: str | None
     assert "<title>400 - Bad Request</title>" in answer.body
 
 
-def test_expired_token_is_401(instance: Instance) -> None:
+def test_expired_token_is_401(short_lived: RoleportServer) -> None:
+    instance = launch(short_lived)
     expiring = token(instance.base, ttl=1)
     assert get(instance.base, "latest/meta-data/instance-id", expiring).status == 200
-    time.sleep(1.2)
+    short_lived.advance(0.9)
+    assert get(instance.base, "latest/meta-data/instance-id", expiring).status == 200
+    short_lived.advance(0.2)
     answer = get(instance.base, "latest/meta-data/instance-id", expiring)
     assert answer.status == 401
     assert "<title>401 - Unauthorized</title>" in answer.body
@@ -460,8 +464,9 @@ def test_credentials_are_replaced_once_they_near_expiry(short_lived: RoleportSer
     issued = datetime.strptime(first["LastUpdated"], "%Y-%m-%dT%H:%M:%SZ")
     lifetime = datetime.strptime(first["Expiration"], "%Y-%m-%dT%H:%M:%SZ") - issued
     assert timedelta(seconds=3) <= lifetime <= timedelta(seconds=5)  # 4 s, seen at whole seconds
+    short_lived.advance(1.9)  # still more than half the lifetime left: re-served
     assert get(fresh.base, CREDENTIALS + str(fresh.role)).json()["AccessKeyId"] == first["AccessKeyId"]
-    time.sleep(2.2)  # within half the lifetime of expiry: rotated
+    short_lived.advance(0.3)  # within half the lifetime of expiry: rotated
     later = get(fresh.base, CREDENTIALS + str(fresh.role)).json()
     assert later["AccessKeyId"] != first["AccessKeyId"]
     assert later["Expiration"] > first["Expiration"]

@@ -163,10 +163,9 @@ def test_request_signed_twenty_minutes_ago_is_expired(server: RoleportServer, mo
 
 def test_instance_credentials_past_expiration_are_expired_token(make_server: Any, name: Any) -> None:
     import json
-    import time
     import urllib.request
 
-    server = make_server(credential_lifetime_seconds=2, state_transition_seconds=0)
+    server = make_server(clock="controlled", credential_lifetime_seconds=2, state_transition_seconds=0)
     iam, ec2 = server.client("iam"), server.client("ec2")
     iam.create_role(RoleName="short-lived", AssumeRolePolicyDocument=EC2_TRUST)
     iam.create_instance_profile(InstanceProfileName="short-lived")
@@ -181,7 +180,9 @@ def test_instance_credentials_past_expiration_are_expired_token(make_server: Any
     creds = {"key": document["AccessKeyId"], "secret": document["SecretAccessKey"], "token": document["Token"]}
     sts = client_as(server, "sts", creds)
     assert sts.get_caller_identity()["Arn"] == f"arn:aws:sts::{ACCOUNT}:assumed-role/short-lived/{instance}"
-    time.sleep(2.5)
+    server.advance(1.9)
+    assert sts.get_caller_identity()["Account"] == ACCOUNT
+    server.advance(0.6)
     assert error_of(sts.get_caller_identity) == {
         "Code": "ExpiredToken",
         "Message": "The security token included in the request is expired",
