@@ -323,7 +323,7 @@ def test_exec_refuses_an_instance_that_does_not_exist_is_stopped_or_has_no_profi
         no_profile.stderr
     )
     ec2.stop_instances(InstanceIds=[held])
-    ec2.get_waiter("instance_stopped").wait(InstanceIds=[held], WaiterConfig={"Delay": 1, "MaxAttempts": 5})
+    ec2.get_waiter("instance_stopped").wait(InstanceIds=[held], WaiterConfig={"Delay": 0, "MaxAttempts": 1})
     stopped = _exec(exec_server, held)
     assert stopped.returncode == 1 and "ran" not in stopped.stdout
     assert stopped.stderr == (
