@@ -7,7 +7,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.conftest import EC2_TRUST, Server
+from roleport.testing import RoleportServer as Server
+from tests.conftest import EC2_TRUST
 from tests.e2e.helpers import error_of
 from tests.e2e.principals import allow, client_as, user_with_key
 
