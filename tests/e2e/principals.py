@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from roleport.testing import RoleportServer
-
-
-def policy(*statements: dict[str, Any]) -> str:
-    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
-
-
-def allow(action: Any, resource: Any = "*", **extra: Any) -> dict[str, Any]:
-    return {"Effect": "Allow", "Action": action, "Resource": resource, **extra}
-
-
-def deny(action: Any, resource: Any = "*", **extra: Any) -> dict[str, Any]:
-    return {"Effect": "Deny", "Action": action, "Resource": resource, **extra}
+from tests.policy_documents import allow as allow  # re-exported: the e2e suites take them from here
+from tests.policy_documents import deny as deny
+from tests.policy_documents import policy as policy
 
 
 def user_with_key(server: RoleportServer, iam: Any, user_name: str, *statements: dict[str, Any]) -> dict[str, str]:

@@ -3,7 +3,6 @@ policies, tags, boundaries and access keys, as the IAM services would have left 
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,21 +10,13 @@ from roleport import ids
 from roleport.auth.principal import Principal
 from roleport.store import schema
 from roleport.store.db import Tx
+from tests.policy_documents import allow as allow  # re-exported: the unit suites take them from here
+from tests.policy_documents import deny as deny
+from tests.policy_documents import policy
 
 ACCOUNT = "123456789012"
 START = datetime(2026, 5, 1, 12, 0, 0, tzinfo=UTC)
-
-
-def document(*statements: dict[str, Any]) -> str:
-    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
-
-
-def allow(action: Any, resource: Any = "*", **extra: Any) -> dict[str, Any]:
-    return {"Effect": "Allow", "Action": action, "Resource": resource, **extra}
-
-
-def deny(action: Any, resource: Any = "*", **extra: Any) -> dict[str, Any]:
-    return {"Effect": "Deny", "Action": action, "Resource": resource, **extra}
+document = policy  # the name the unit suites use
 
 
 def add_user(tx: Tx, name: str, path: str = "/", boundary: str | None = None) -> Principal:
